@@ -1,0 +1,192 @@
+"""Counterfactual changes applied from outside the script, one per probe.
+
+Each is a `Change` the watch calls at fixed points: before and after the
+update, at a root module's input, at a loss's arguments. What a change alters
+it puts back (learning rates after the step, patched functions at the end),
+so the script's own schedulers and state keep working.
+"""
+from __future__ import annotations
+
+import functools
+from typing import Any, Optional
+
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from ..plan import Probe
+from .sites import user_site
+from .tensors import all_finite, is_float
+from .watch import Change
+
+# exp overflows float32 above ~88.7 and float16 above ~11.1.
+_EXP_LIMIT = {torch.float16: 10.0, torch.bfloat16: 80.0}
+_DEFAULT_EXP_LIMIT = 80.0
+
+
+class ProbeChange(Change):
+    def __init__(self, probe: Probe) -> None:
+        self.probe = probe
+        self._saved_lrs: list[Any] = []
+        self._bad_rows: Optional[torch.Tensor] = None
+        self._restore: list[tuple[Any, str, Any]] = []
+        self._guard: Optional[_Guard] = None
+        self._doubled: set[int] = set()
+
+    def install(self) -> None:
+        probe = self.probe
+        if probe.float64:
+            self._restore.append((torch, "set_default_dtype",
+                                  torch.get_default_dtype()))
+            torch.set_default_dtype(torch.float64)
+        if probe.float64 or probe.no_autocast:
+            self._disable_autocast()
+        if probe.guard_op:
+            self._guard = _Guard(probe)
+            self._guard.__enter__()
+
+    def remove(self) -> None:
+        if self._guard is not None:
+            self._guard.__exit__(None, None, None)
+        for owner, name, original in reversed(self._restore):
+            if name == "set_default_dtype":
+                torch.set_default_dtype(original)
+            else:
+                setattr(owner, name, original)
+
+    def _disable_autocast(self) -> None:
+        original = torch.autocast.__init__
+
+        @functools.wraps(original)
+        def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+            kwargs["enabled"] = False
+            original(self, *args, **kwargs)
+
+        self._restore.append((torch.autocast, "__init__", original))
+        torch.autocast.__init__ = __init__
+
+    # -- inputs and losses -------------------------------------------------
+
+    def root_input(self, module: torch.nn.Module, args: tuple) -> Optional[tuple]:
+        if self.probe.float64:
+            if id(module) not in self._doubled:
+                module.double()
+                self._doubled.add(id(module))
+            args = tuple(a.double() if is_float(a) else a for a in args)
+        if self.probe.drop_nonfinite_samples:
+            args = self._clean_inputs(args)
+        return args
+
+    def _clean_inputs(self, args: tuple) -> tuple:
+        """Zero the non-finite samples and remember them for the loss."""
+        rows = None
+        cleaned = []
+        for a in args:
+            if is_float(a) and a.dim() >= 1 and not all_finite(a):
+                bad = ~torch.isfinite(a.detach()).reshape(a.shape[0], -1).all(1)
+                rows = bad if rows is None else rows | bad
+                a = torch.nan_to_num(a, nan=0.0, posinf=0.0, neginf=0.0)
+            cleaned.append(a)
+        self._bad_rows = rows
+        return tuple(cleaned)
+
+    def loss_args(self, name: str, args: tuple, kwargs: dict) -> tuple:
+        if self.probe.float64:
+            args = tuple(a.double() if is_float(a) else a for a in args)
+        if self.probe.drop_nonfinite_samples and len(args) >= 2:
+            args = self._drop_rows(args)
+        return args, kwargs
+
+    def _drop_rows(self, args: tuple) -> tuple:
+        prediction, target, *rest = args
+        if not isinstance(target, torch.Tensor) or not isinstance(
+                prediction, torch.Tensor) or prediction.dim() == 0:
+            return args
+        n = prediction.shape[0]
+        if target.dim() == 0 or target.shape[0] != n:
+            return args
+        keep = torch.ones(n, dtype=torch.bool)
+        if is_float(target):
+            keep &= torch.isfinite(target.detach()).reshape(n, -1).all(1)
+        if self._bad_rows is not None and self._bad_rows.shape[0] == n:
+            keep &= ~self._bad_rows
+        if bool(keep.all()) or not bool(keep.any()):
+            return args
+        return (prediction[keep], target[keep], *rest)
+
+    # -- the update ----------------------------------------------------------
+
+    def before_update(self, optimizer: torch.optim.Optimizer, step: int) -> bool:
+        probe = self.probe
+        params = [p for g in optimizer.param_groups for p in g["params"]
+                  if p.grad is not None]
+        if probe.skip_nonfinite_steps and not all(all_finite(p.grad) for p in params):
+            # Optimizers leave parameters without a gradient alone: the
+            # same as skipping this batch.
+            for p in params:
+                p.grad = None
+            return True
+        if probe.clip_norm is not None and params:
+            torch.nn.utils.clip_grad_norm_(params, probe.clip_norm)
+        if probe.lr_factor != 1.0:
+            self._saved_lrs = [g["lr"] for g in optimizer.param_groups]
+            for group in optimizer.param_groups:
+                group["lr"] = group["lr"] * probe.lr_factor
+        return False
+
+    def after_update(self, optimizer: torch.optim.Optimizer) -> None:
+        # Put the script's (or its scheduler's) rate back.
+        for group, lr in zip(optimizer.param_groups, self._saved_lrs):
+            group["lr"] = lr
+        self._saved_lrs = []
+
+
+def probe_change(probe: Probe) -> ProbeChange:
+    return ProbeChange(probe)
+
+
+class _Guard(TorchDispatchMode):
+    """An epsilon guard on one op at one line of the user's code."""
+
+    def __init__(self, probe: Probe) -> None:
+        super().__init__()
+        self.name = probe.guard_op.removeprefix("aten.")
+        self.file = probe.guard_file
+        self.line = probe.guard_line
+        self.eps = probe.guard_eps
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: tuple = (),
+                           kwargs: Optional[dict] = None) -> Any:
+        kwargs = kwargs or {}
+        if func.overloadpacket.__name__ == self.name and self._at_line():
+            args = self._guarded(args)
+        return func(*args, **kwargs)
+
+    def _at_line(self) -> bool:
+        site = user_site(3)
+        return bool(site) and site["line"] == self.line and (
+            self.file is None or site["file"] == self.file)
+
+    def _guarded(self, args: tuple) -> tuple:
+        if not args or not is_float(args[0]):
+            return args
+        x, eps = args[0], self.eps
+        name = self.name
+        if name in ("log", "log2", "log10", "sqrt", "rsqrt"):
+            return (x.clamp_min(eps), *args[1:])
+        if name == "log1p":
+            return (x.clamp_min(-1 + eps), *args[1:])
+        if name == "pow":
+            return (x.clamp_min(eps), *args[1:])
+        if name in ("acos", "asin", "atanh"):
+            return (x.clamp(-1 + eps, 1 - eps), *args[1:])
+        if name == "exp":
+            return (x.clamp_max(_EXP_LIMIT.get(x.dtype, _DEFAULT_EXP_LIMIT)),
+                    *args[1:])
+        if name in ("div", "reciprocal") and len(args) >= 2 and is_float(args[1]):
+            d = args[1]
+            safe = torch.where(d.abs() < eps, torch.full_like(d, eps), d)
+            return (x, safe, *args[2:])
+        if name == "reciprocal":
+            return (torch.where(x.abs() < eps, torch.full_like(x, eps), x),)
+        return args
+

@@ -1,0 +1,409 @@
+"""The replay's op-level checks: the first op that produced a non-finite value.
+
+Active only in the steps the plan names (and, when the bad step's data was
+already non-finite, in the data preparation before it). Two modes work
+together:
+
+- a torch-function mode, above autograd, sees the calls the user wrote
+  (`torch.log`, `Tensor.__truediv__`), records their file:line on the autograd
+  nodes they create and hooks those nodes, so a backward producer is known by
+  its node *and* by the forward line that created it;
+- a dispatch mode, below autograd, sees every aten op of forward, backward and
+  update, and tests each output with the cheap sum-based test.
+
+A producer is an op whose inputs were finite (or held only intentional -inf,
+such as an attention mask) and whose output was not. In backward the node
+hook decides: some formulas make 0/0 inside and mask it, so only a node whose
+outgoing gradients are non-finite while its incoming ones were finite is blamed.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Optional
+
+import torch
+from torch.overrides import TorchFunctionMode
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
+from torch.utils.weak import WeakIdKeyDictionary
+
+from ..plan import Plan
+from .events import EventWriter
+from .sites import user_site
+from .tensors import all_finite, describe, nonfinite_layout, only_neg_inf
+
+_SKIP_OPS = frozenset({"empty", "empty_like", "empty_strided", "detach",
+                       "new_empty", "new_empty_strided", "_local_scalar_dense"})
+_WHERE_OPS = frozenset({"where"})
+_MAX_INPUTS = 4
+
+
+def _tensors(value: Any) -> list[torch.Tensor]:
+    flat, _ = tree_flatten(value)
+    return [t for t in flat if isinstance(t, torch.Tensor)]
+
+
+def _float_tensors(value: Any) -> list[torch.Tensor]:
+    return [t for t in _tensors(value) if t.is_floating_point()]
+
+
+def _has_nan(t: torch.Tensor) -> bool:
+    return bool(torch.isnan(t.detach()).any())
+
+
+def _has_neg_inf_scalar(args: tuple, kwargs: dict) -> bool:
+    flat, _ = tree_flatten((args, kwargs))
+    return any(isinstance(v, float) and v == -math.inf for v in flat)
+
+
+def _call_name(func: Any) -> str:
+    name = getattr(func, "__name__", str(func))
+    owner = getattr(func, "__module__", None) or ""
+    qualname = getattr(func, "__qualname__", name)
+    if owner.startswith("torch.nn.functional"):
+        return f"F.{name}"
+    if "." in qualname and qualname.split(".")[0] in ("Tensor", "TensorBase"):
+        return f"Tensor.{name}"
+    if owner.startswith("torch"):
+        return f"torch.{name}"
+    return qualname
+
+
+class OpChecker:
+    """State shared by the two modes; the watch drives it step by step."""
+
+    def __init__(self, plan: Plan, events: EventWriter) -> None:
+        self.plan = plan
+        self.events = events
+        self.checked = set(plan.check_steps)
+        self.step = 0
+        self.phase = "forward"
+        self.busy = False
+        self.found: dict[str, dict] = {}
+        self._modules: list[torch.nn.Module] = []
+        self._calls: list[str] = []
+        self._sites: dict[int, dict] = {}
+        self._hooked: set[int] = set()
+        self._node_ops: dict[int, dict] = {}
+        self._intentional = WeakIdKeyDictionary()
+        self._function_mode = _CallSites(self)
+        self._dispatch_mode = _OpCheck(self)
+        self._function_pushed = False
+        self._dispatch_pushed = False
+        self.enabled = False
+        self._suspended = 0
+        self._model_called = False
+
+    # -- lifecycle driven by the watch ------------------------------------
+
+    def install(self) -> None:
+        if self.plan.check_data or 0 in self.checked:
+            self._enter()
+
+    def remove(self) -> None:
+        self._exit(final=True)
+
+    def step_begins(self, step: int) -> None:
+        self.step, self.phase = step, "forward"
+        self._sites.clear()
+        self._node_ops.clear()
+        self._hooked.clear()
+        self._model_called = False
+        if step in self.checked:
+            self._suspended = 0
+            self._enter()
+        elif not self.plan.check_data or step > max(self.checked, default=-1):
+            self._exit()
+
+    def module_entered(self, module: torch.nn.Module) -> None:
+        self._model_called = True
+        self._modules.append(module)
+        if len(self._modules) == 1:
+            self._suspend_outside_checked()
+
+    def module_left(self, module: torch.nn.Module) -> None:
+        if self._modules:
+            self._modules.pop()
+        if not self._modules:
+            self._resume_outside_checked()
+
+    def backward_begins(self) -> None:
+        self.phase = "backward"
+        self._suspend_outside_checked()
+
+    def backward_ends(self) -> None:
+        self.phase = "forward"
+        self._resume_outside_checked()
+
+    def update_begins(self) -> None:
+        self.phase = "update"
+        self._suspend_outside_checked()
+
+    def update_ends(self) -> None:
+        self.phase = "forward"
+        self._resume_outside_checked()
+
+    # Outside the checked steps only data preparation is checked: inside
+    # modules, backward and updates the modes pass every op straight through.
+    def _suspend_outside_checked(self) -> None:
+        if self.step not in self.checked and self._active:
+            self._suspended += 1
+            self.enabled = False
+
+    def _resume_outside_checked(self) -> None:
+        if self._suspended:
+            self._suspended -= 1
+            self.enabled = not self._suspended
+
+    def _enter(self) -> None:
+        self.enabled = True
+        if self._dispatch_pushed and self._function_pushed:
+            return
+        if not self._function_pushed:
+            self._function_mode.__enter__()
+            self._function_pushed = True
+        self._dispatch_mode.__enter__()
+        self._dispatch_pushed = True
+
+    def _exit(self, final: bool = False) -> None:
+        """Leave the modes; inside a torch-function handler the function mode
+        is off the stack, so it stays pushed (passing calls through) until later."""
+        self.enabled = False
+        if self._dispatch_pushed:
+            self._dispatch_mode.__exit__(None, None, None)
+            self._dispatch_pushed = False
+        if self._function_pushed and (final or not self._function_mode.depth):
+            self._function_mode.__exit__(None, None, None)
+            self._function_pushed = False
+
+    @property
+    def _active(self) -> bool:
+        return self._dispatch_pushed
+
+    @property
+    def pass_name(self) -> str:
+        # Ops before the model's first call in a step prepare its data.
+        if self.step not in self.checked or not self._model_called:
+            return "data" if self.phase == "forward" else self.phase
+        return self.phase
+
+    # -- what the modes report -------------------------------------------
+
+    def current_call(self) -> Optional[str]:
+        return self._calls[-1] if self._calls else None
+
+    def module_path(self) -> Optional[str]:
+        if not self._modules:
+            return None
+        root, here = self._modules[0], self._modules[-1]
+        if here is root:
+            return type(root).__name__
+        for name, module in root.named_modules():
+            if module is here:
+                return name
+        return type(here).__name__
+
+    def record(self, key: str, **data: Any) -> None:
+        if key in self.found:
+            return
+        data.setdefault("step", self.step)
+        self.found[key] = data
+        self.events.emit("producer", key=key, **data)
+
+    def note_forward_call(self, func: Any, args: tuple, kwargs: dict,
+                          output: Any) -> None:
+        """Tag the autograd nodes a user's call created with its file:line."""
+        site = None
+        for tensor in _tensors(output):
+            node = tensor.grad_fn
+            stack = [node]
+            while stack:
+                node = stack.pop()
+                if node is None or id(node) in self._hooked:
+                    continue
+                if site is None:
+                    site = {"call": _call_name(func), "site": user_site(3),
+                            "module": self.module_path(),
+                            "inputs": _float_tensors((args, kwargs))[:_MAX_INPUTS]}
+                self._hooked.add(id(node))
+                self._sites[id(node)] = site
+                node.register_hook(self._node_hook(node))
+                stack.extend(n for n, _ in node.next_functions
+                             if n is not None and not hasattr(n, "variable"))
+
+    def _node_hook(self, node: Any) -> Any:
+        def hook(grad_inputs: tuple, grad_outputs: tuple) -> None:
+            if "backward" in self.found or self.busy:
+                return
+            self.busy = True
+            try:
+                self._check_node(node, grad_inputs, grad_outputs)
+            finally:
+                self.busy = False
+
+        return hook
+
+    def _check_node(self, node: Any, grad_inputs: tuple,
+                    grad_outputs: tuple) -> None:
+        outgoing = [g for g in grad_inputs if isinstance(g, torch.Tensor)]
+        incoming = [g for g in grad_outputs if isinstance(g, torch.Tensor)]
+        if all(all_finite(g) for g in outgoing):
+            return
+        if not all(all_finite(g) for g in incoming):
+            return  # carried in from a later node, not made here
+        site = self._sites.get(id(node), {})
+        if not all(all_finite(t) for t in site.get("inputs", [])):
+            return  # its forward already saw non-finite values
+        where = site.get("site") or {}
+        self.record(
+            "backward", **{"pass": "backward"},
+            node=node.name(),
+            op=self._node_ops.get(id(node), {}).get("op"),
+            call=site.get("call"),
+            module=site.get("module"),
+            forward_file=where.get("file"), forward_line=where.get("line"),
+            forward_inputs=[describe(t) for t in site.get("inputs", [])],
+            grad_in=[describe(g) for g in incoming[:_MAX_INPUTS]],
+            grad_out=[describe(g) for g in outgoing[:_MAX_INPUTS]],
+        )
+
+    def inspect(self, func: Any, args: tuple, kwargs: dict, output: Any,
+                before: Optional[list[bool]]) -> None:
+        name = func.overloadpacket.__name__
+        outputs = _float_tensors(output) or (
+            _float_tensors(args[0]) if func._schema.is_mutable and args else [])
+        bad = [t for t in outputs if not all_finite(t)]
+        if not bad:
+            if name in _WHERE_OPS and self.pass_name in ("forward", "data"):
+                self._note_masking(func, args, kwargs)
+            return
+        inputs = _float_tensors((args, kwargs))
+        op = f"aten.{name}"
+        if self.pass_name == "backward":
+            node = torch._C._current_autograd_node()
+            if node is not None and id(node) not in self._node_ops:
+                self._node_ops[id(node)] = {"op": op}
+            return
+        finite_in = before if before is not None else [
+            all_finite(t) for t in inputs]
+        if _has_neg_inf_scalar(args, kwargs) or (
+                not inputs and all(only_neg_inf(t) for t in bad)):
+            for t in bad:
+                self._intentional[t] = self._here(op)
+            return
+        suspects = [t for t, ok in zip(inputs, finite_in) if not ok]
+        intentional = [self._intentional.get(t) for t in suspects]
+        if suspects and all(intentional):
+            if all(only_neg_inf(t) for t in bad):
+                for t in bad:
+                    self._intentional[t] = intentional[0]
+                return
+            self._record_producer(self.pass_name, op, args, kwargs, bad,
+                                  intentional=intentional[0])
+        elif not suspects:
+            self._record_producer(self.pass_name, op, args, kwargs, bad,
+                                  intentional=None)
+        elif self.pass_name == "data" and "data" not in self.found:
+            # No torch op made these values: they came in from outside
+            # (numpy, a file) and this is the first op that saw them.
+            self._record_producer("entered", op, args, kwargs, bad,
+                                  intentional=None)
+        elif self.pass_name in ("forward", "data"):
+            self._maybe_first_nan(op, inputs, bad)
+
+    def _here(self, op: str) -> dict:
+        return {"op": op, "call": self.current_call(), "site": user_site(4),
+                "module": self.module_path()}
+
+    def _record_producer(self, pass_name: str, op: str, args: tuple,
+                         kwargs: dict, bad: list,
+                         intentional: Optional[dict]) -> None:
+        where = self._here(op)
+        operands = _tensors((args, kwargs))[:_MAX_INPUTS]
+        data = {"pass": pass_name, **where,
+                "inputs": [describe(t) for t in operands],
+                "output": describe(bad[0])}
+        if intentional:
+            data["masked_from"] = intentional
+        if pass_name in ("data", "entered"):
+            data["layout"] = nonfinite_layout(bad[0])
+        key = "data" if pass_name in ("data", "entered") else pass_name
+        self.record(key, **data)
+        if data["output"].get("nan"):
+            self.record(f"{key}_nan", **data)
+
+    def _maybe_first_nan(self, op: str, inputs: list, bad: list) -> None:
+        """Where an inf first became a NaN (inf - inf, 0 * inf, inf / inf)."""
+        key = f"{self.pass_name}_nan"
+        if key in self.found or not any(_has_nan(t) for t in bad):
+            return
+        if any(_has_nan(t) for t in inputs):
+            return
+        self.record(key, **{"pass": self.pass_name}, **self._here(op),
+                    inputs=[describe(t) for t in inputs[:_MAX_INPUTS]],
+                    output=describe(bad[0]))
+
+    def _note_masking(self, func: Any, args: tuple, kwargs: dict) -> None:
+        inputs = _float_tensors((args, kwargs))
+        hidden = [t for t in inputs if not all_finite(t)
+                  and t not in self._intentional]
+        if hidden:
+            self.record("masked", **{"pass": "forward"}, **self._here("aten.where"),
+                        hidden=[describe(t) for t in hidden[:2]])
+
+
+class _CallSites(TorchFunctionMode):
+    def __init__(self, checker: OpChecker) -> None:
+        super().__init__()
+        self.checker = checker
+        self.depth = 0
+
+    def __torch_function__(self, func: Any, types: Any, args: tuple = (),
+                           kwargs: Optional[dict] = None) -> Any:
+        kwargs = kwargs or {}
+        checker = self.checker
+        if checker.busy or not checker.enabled:
+            return func(*args, **kwargs)
+        checker._calls.append(_call_name(func))
+        self.depth += 1
+        try:
+            output = func(*args, **kwargs)
+        finally:
+            self.depth -= 1
+            checker._calls.pop()
+        if checker.pass_name == "forward":
+            checker.busy = True
+            try:
+                checker.note_forward_call(func, args, kwargs, output)
+            finally:
+                checker.busy = False
+        return output
+
+
+class _OpCheck(TorchDispatchMode):
+    def __init__(self, checker: OpChecker) -> None:
+        super().__init__()
+        self.checker = checker
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: tuple = (),
+                           kwargs: Optional[dict] = None) -> Any:
+        kwargs = kwargs or {}
+        checker = self.checker
+        name = func.overloadpacket.__name__
+        if checker.busy or not checker.enabled or name in _SKIP_OPS or func.is_view:
+            return func(*args, **kwargs)
+        before = None
+        if func._schema.is_mutable:
+            # In-place ops overwrite their inputs: test them before the op.
+            checker.busy = True
+            try:
+                before = [all_finite(t) for t in _float_tensors((args, kwargs))]
+            finally:
+                checker.busy = False
+        output = func(*args, **kwargs)
+        checker.busy = True
+        try:
+            checker.inspect(func, args, kwargs, output, before)
+        finally:
+            checker.busy = False
+        return output

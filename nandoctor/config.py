@@ -1,0 +1,211 @@
+"""Settings from YAML: safe-loaded, checked key by key, errors as file:line:col.
+
+The defaults below are the ones `configs/default.yaml` documents; a test keeps
+the two equal.
+"""
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any, Optional, Union, get_args, get_origin, get_type_hints
+
+import yaml
+
+DEFAULT_CONFIG_NAME = "nandoctor.yaml"
+
+
+class ConfigError(Exception):
+    """A config that cannot be used; the message starts with file:line:col."""
+
+
+@dataclass
+class WatchSettings:
+    stats_every: int = 10
+    steps_after_nonfinite: int = 10
+    runaway_factor: float = 1000.0
+    runaway_patience: int = 10
+
+
+@dataclass
+class ReplaySettings:
+    enabled: bool = True
+    previous_step: bool = False
+
+
+@dataclass
+class ProbeSettings:
+    enabled: bool = True
+    lr_factors: list[float] = field(default_factory=lambda: [0.1])
+    clip_norm: float = 1.0
+    precision: bool = True
+    guard: bool = True
+    data: bool = True
+    horizon_factor: float = 1.5
+    min_horizon: int = 30
+    jobs: Optional[int] = None
+
+
+@dataclass
+class SweepSettings:
+    start_lr: float = 1e-7
+    end_lr: float = 10.0
+    steps: int = 100
+    divergence_factor: float = 4.0
+    repeats: int = 1
+
+
+@dataclass
+class CiSettings:
+    fail_on: str = "error"
+    max_annotations: int = 10
+    baseline: Optional[str] = None
+    baseline_margin: float = 0.1
+
+
+@dataclass
+class Settings:
+    script: Optional[str] = None
+    args: list[str] = field(default_factory=list)
+    seed: Optional[int] = 0
+    threads: Optional[int] = None
+    timeout: float = 900.0
+    max_steps: Optional[int] = None
+    watch: WatchSettings = field(default_factory=WatchSettings)
+    replay: ReplaySettings = field(default_factory=ReplaySettings)
+    probes: ProbeSettings = field(default_factory=ProbeSettings)
+    sweep: SweepSettings = field(default_factory=SweepSettings)
+    ci: CiSettings = field(default_factory=CiSettings)
+
+
+_POSITIVE = {
+    "timeout", "max_steps", "threads", "stats_every", "runaway_factor",
+    "runaway_patience", "clip_norm", "horizon_factor", "min_horizon", "jobs",
+    "start_lr", "end_lr", "steps", "divergence_factor", "repeats",
+    "max_annotations",
+}
+_NON_NEGATIVE = {"steps_after_nonfinite", "baseline_margin"}
+_CHOICES = {"fail_on": ("error", "warning", "info")}
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that reads 1e-3 as a number (YAML 1.1 wants a dot: 1.0e-3)."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)$"),
+    list("-+0123456789."),
+)
+
+
+def load_settings(path: Optional[Path]) -> tuple[Settings, Optional[Path]]:
+    """Settings from `path`, or from ./nandoctor.yaml when present, or defaults."""
+    if path is None:
+        candidate = Path(DEFAULT_CONFIG_NAME)
+        if not candidate.is_file():
+            return Settings(), None
+        path = candidate
+    if not path.is_file():
+        raise ConfigError(
+            f"{path}: config file not found. Check the path, or run without "
+            "--config to use the defaults (configs/default.yaml lists every key)."
+        )
+    text = path.read_text(encoding="utf-8", errors="replace")
+    try:
+        node = yaml.compose(text, Loader=_Loader)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{_where(path, getattr(exc, 'problem_mark', None))}"
+                          f"not valid YAML: {getattr(exc, 'problem', exc)}.") from None
+    if node is None:
+        return Settings(), path
+    settings = Settings()
+    _fill(settings, node, path, "")
+    return settings, path
+
+
+def _where(path: Path, mark: Any) -> str:
+    if mark is None:
+        return f"{path}: "
+    return f"{path}:{mark.line + 1}:{mark.column + 1}: "
+
+
+def _fill(target: Any, node: yaml.Node, path: Path, prefix: str) -> None:
+    if not isinstance(node, yaml.MappingNode):
+        raise ConfigError(f"{_where(path, node.start_mark)}"
+                          f"{prefix or 'the config'} must be a mapping of keys.")
+    hints = get_type_hints(type(target))
+    names = [f.name for f in fields(target)]
+    seen: set[str] = set()
+    for key_node, value_node in node.value:
+        key = str(key_node.value)
+        dotted = f"{prefix}{key}"
+        where = _where(path, key_node.start_mark)
+        if key in seen:
+            raise ConfigError(f"{where}duplicate key '{dotted}'; keep one of them.")
+        seen.add(key)
+        if key not in names:
+            guess = difflib.get_close_matches(key, names, n=1)
+            hint = f" Did you mean '{prefix}{guess[0]}'?" if guess else ""
+            raise ConfigError(f"{where}unknown key '{dotted}'.{hint} "
+                              "configs/default.yaml lists every key.")
+        current = getattr(target, key)
+        if is_dataclass(current):
+            _fill(current, value_node, path, f"{dotted}.")
+            continue
+        value = yaml.load(yaml.serialize(value_node), Loader=_Loader)
+        setattr(target, key, _checked(value, hints[key], dotted,
+                                      _where(path, value_node.start_mark)))
+
+
+def _checked(value: Any, hint: Any, dotted: str, where: str) -> Any:
+    key = dotted.rpartition(".")[2]
+    optional = get_origin(hint) is Union and type(None) in get_args(hint)
+    if value is None:
+        if optional:
+            return None
+        raise ConfigError(f"{where}{dotted} must not be empty.")
+    base = next(a for a in get_args(hint) if a is not type(None)) if optional else hint
+    converted = _convert(value, base)
+    if converted is None:
+        raise ConfigError(f"{where}{dotted} must be {_describe(base)}, "
+                          f"got {value!r}.")
+    numbers = converted if isinstance(converted, list) else [converted]
+    for number in numbers:
+        if isinstance(number, (int, float)) and not isinstance(number, bool):
+            if key in _POSITIVE and number <= 0:
+                raise ConfigError(f"{where}{dotted} must be greater than 0, got {number}.")
+            if key in _NON_NEGATIVE and number < 0:
+                raise ConfigError(f"{where}{dotted} must not be negative, got {number}.")
+    if key in _CHOICES and converted not in _CHOICES[key]:
+        raise ConfigError(f"{where}{dotted} must be one of "
+                          f"{', '.join(_CHOICES[key])}, got {value!r}.")
+    return converted
+
+
+def _convert(value: Any, base: Any) -> Any:
+    if get_origin(base) is list:
+        (item,) = get_args(base)
+        if not isinstance(value, list):
+            return None
+        items = [_convert(v, item) for v in value]
+        return None if any(i is None for i in items) else items
+    if base is bool:
+        return value if isinstance(value, bool) else None
+    if isinstance(value, bool):
+        return None
+    if base is int:
+        return value if isinstance(value, int) else None
+    if base is float:
+        return float(value) if isinstance(value, (int, float)) else None
+    if base is str:
+        return str(value) if isinstance(value, (str, int, float)) else None
+    return None
+
+
+def _describe(base: Any) -> str:
+    if get_origin(base) is list:
+        return f"a list of {_describe(get_args(base)[0])}s"
+    return {bool: "true or false", int: "a whole number", float: "a number",
+            str: "a string"}.get(base, str(base))

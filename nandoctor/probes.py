@@ -1,0 +1,135 @@
+"""Which counterfactual runs to make, and how each one ended.
+
+A probe is the watch pass with one change applied from outside. Probes run
+with one thread each, in parallel as the cores allow; since the thread count
+alone changes the numbers on CPU, a baseline under the same settings is run
+beside them, and every probe is read against that baseline.
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import replace
+from typing import Optional
+
+from .config import ProbeSettings
+from .evidence import Evidence, ProbeOutcome
+from .plan import GUARDABLE_OPS, Plan, Probe
+from .runner import PassResult
+
+BASELINE = "baseline"
+_NODE_SUFFIX = re.compile(r"Backward\d*$")
+_LOW_PRECISION = ("float16", "bfloat16")
+
+
+def horizon(bad_step: int, settings: ProbeSettings) -> int:
+    return max(int(math.ceil(bad_step * settings.horizon_factor)),
+               bad_step + settings.min_horizon)
+
+
+def guard_target(evidence: Evidence) -> Optional[tuple[str, Optional[str], int]]:
+    """The op and line an epsilon guard would protect, if one can."""
+    forward = evidence.producer("forward") or evidence.producer("data")
+    backward = evidence.producer("backward")
+    phase = (evidence.first_event or {}).get("phase")
+    if backward and (phase == "backward" or not forward):
+        op = _NODE_SUFFIX.sub("", backward.get("node") or "").lower()
+        if op in GUARDABLE_OPS and backward.get("forward_line"):
+            return f"aten.{op}", backward.get("forward_file"), backward["forward_line"]
+    if forward and forward.get("site"):
+        op = forward["op"].removeprefix("aten.")
+        if op in GUARDABLE_OPS:
+            return forward["op"], forward["site"]["file"], forward["site"]["line"]
+    return None
+
+
+def uses_low_precision(evidence: Evidence) -> bool:
+    for key in ("forward", "backward", "update"):
+        producer = evidence.producer(key) or {}
+        outputs = [producer.get("output") or {}] + producer.get("grad_out", [])
+        if any(o.get("dtype") in _LOW_PRECISION for o in outputs):
+            return True
+    stats = (evidence.first_event or {}).get("stats", {})
+    return stats.get("dtype") in _LOW_PRECISION
+
+
+def choose(evidence: Evidence, settings: ProbeSettings) -> list[Probe]:
+    """The probes worth running for this evidence."""
+    probes = [Probe(name=f"lr_x{f:g}", lr_factor=f) for f in settings.lr_factors]
+    probes.append(Probe(name="clip_grad_norm", clip_norm=settings.clip_norm))
+    if settings.precision:
+        if uses_low_precision(evidence):
+            probes.append(Probe(name="no_autocast", no_autocast=True))
+        else:
+            probes.append(Probe(name="float64", float64=True))
+    target = guard_target(evidence)
+    if settings.guard and target is not None:
+        op, file, line = target
+        probes.append(Probe(name="eps_guard", guard_op=op, guard_file=file,
+                            guard_line=line))
+    phase = (evidence.first_event or {}).get("phase")
+    if settings.data and phase in ("input", "loss"):
+        probes.append(Probe(name="skip_nonfinite_batches", skip_nonfinite_steps=True))
+        if phase == "input":
+            probes.append(Probe(name="drop_nonfinite_samples",
+                                drop_nonfinite_samples=True))
+    return probes
+
+
+def describe_change(probe: Probe) -> str:
+    if probe.lr_factor != 1.0:
+        return f"learning rate x{probe.lr_factor:g}"
+    if probe.clip_norm is not None:
+        return f"clip_grad_norm_(max_norm={probe.clip_norm:g}) before every step"
+    if probe.float64:
+        return "model, inputs and losses in float64"
+    if probe.no_autocast:
+        return "autocast disabled (float32)"
+    if probe.guard_op:
+        where = f"line {probe.guard_line}"
+        return f"epsilon guard ({probe.guard_eps:g}) on {probe.guard_op} at {where}"
+    if probe.skip_nonfinite_steps:
+        return "skip every step whose gradients are non-finite"
+    if probe.drop_nonfinite_samples:
+        return "drop samples with non-finite inputs or targets"
+    return "no change"
+
+
+def probe_plan(base: Plan, probe: Optional[Probe], until: int) -> Plan:
+    tolerant = probe is not None and (probe.skip_nonfinite_steps
+                                      or probe.drop_nonfinite_samples)
+    return replace(
+        base, threads=1, max_steps=until, probe=probe, check_steps=[],
+        check_data=False,
+        # A probe's verdict is clear at its first non-finite step, except for
+        # those that step over bad batches: they must show training goes on.
+        stop_after_nonfinite=None if tolerant else 0,
+    )
+
+
+def outcome(result: PassResult, name: str, change: str, until: int) -> ProbeOutcome:
+    losses = [v for v in result.losses() if v is not None]
+    finite = [v for v in losses if math.isfinite(v)]
+    bad = next((s["step"] for s in result.steps if _broken(s)), None)
+    divergence = result.divergence
+    return ProbeOutcome(
+        name=name, change=change, horizon=until,
+        first_nonfinite_step=bad,
+        first_divergence_step=divergence["step"] if divergence else None,
+        final_loss=_tail_mean(finite) if finite and bad is None else None,
+        best_loss=min(finite) if finite else None,
+        first_loss=finite[0] if finite else None,
+        steps_run=len(result.steps), ended=result.reason,
+    )
+
+
+def _broken(step: dict) -> bool:
+    """A non-finite loss the step did not skip, or non-finite weights after it."""
+    loss, weights = step.get("loss"), step.get("param_norm")
+    bad_loss = isinstance(loss, str) and not step.get("skipped")
+    return bad_loss or isinstance(weights, str)
+
+
+def _tail_mean(values: list[float], n: int = 10) -> float:
+    tail = values[-n:]
+    return sum(tail) / len(tail)

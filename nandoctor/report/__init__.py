@@ -1,0 +1,1 @@
+"""Renderers only: every decision was made before a report is drawn."""

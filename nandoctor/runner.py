@@ -1,0 +1,195 @@
+"""Starts one child process for a pass, streams its events, enforces the timeout.
+
+The runner knows plans and events, nothing of rules or rendering. The child
+runs in its own process group so that a timeout or Ctrl-C ends its DataLoader
+workers and threads with it.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from .plan import Plan
+
+POLL_SECONDS = 0.05
+OUTPUT_TAIL_BYTES = 8000
+_PACKAGE_PARENT = str(Path(__file__).resolve().parent.parent)
+
+EventCallback = Callable[[dict], None]
+
+
+@dataclass
+class PassResult:
+    """Everything one child reported, in arrival order, plus how it ended."""
+
+    name: str
+    plan: Plan
+    steps: list[dict] = field(default_factory=list)
+    events: list[dict] = field(default_factory=list)
+    end: dict = field(default_factory=dict)
+    output_tail: str = ""
+    seconds: float = 0.0
+
+    @property
+    def reason(self) -> str:
+        return self.end.get("reason", "killed")
+
+    @property
+    def first_event(self) -> Optional[dict]:
+        return self.end.get("first_event") or next(
+            (e for e in self.events if e["event"] == "nonfinite"), None
+        )
+
+    @property
+    def divergence(self) -> Optional[dict]:
+        return self.end.get("divergence") or next(
+            (e for e in self.events if e["event"] == "divergence"), None
+        )
+
+    def of_kind(self, kind: str) -> list[dict]:
+        return [e for e in self.events if e["event"] == kind]
+
+    def losses(self) -> list[Optional[float]]:
+        return [_number(s.get("loss")) for s in self.steps]
+
+
+class Interrupted(Exception):
+    """Ctrl-C reached the parent; carries what the pass had reported so far."""
+
+    def __init__(self, partial: PassResult) -> None:
+        super().__init__("interrupted")
+        self.partial = partial
+
+
+def run_pass(
+    name: str,
+    plan: Plan,
+    timeout: Optional[float],
+    on_event: Optional[EventCallback] = None,
+) -> PassResult:
+    workdir = Path(tempfile.mkdtemp(prefix="nandoctor-"))
+    try:
+        return _run_in(workdir, name, plan, timeout, on_event)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def run_passes(
+    jobs: list[tuple[str, Plan]],
+    timeout: Optional[float],
+    parallel: int,
+    on_event: Optional[EventCallback] = None,
+) -> list[PassResult]:
+    """Runs several passes, `parallel` at a time, results in the order given."""
+    with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
+        futures = [pool.submit(run_pass, n, p, timeout, on_event) for n, p in jobs]
+        return [f.result() for f in futures]
+
+
+def _child_env(plan: Plan) -> dict[str, str]:
+    env = dict(os.environ)
+    threads = str(plan.threads)
+    # The same thread settings in every pass: on CPU they decide the numbers.
+    env.update(OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads,
+               PYTHONHASHSEED="0")
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (_PACKAGE_PARENT, env.get("PYTHONPATH")) if p
+    )
+    return env
+
+
+def _run_in(workdir: Path, name: str, plan: Plan, timeout: Optional[float],
+            on_event: Optional[EventCallback]) -> PassResult:
+    plan_file, events_file = workdir / "plan.json", workdir / "events.jsonl"
+    plan.write(plan_file)
+    events_file.touch()
+    result = PassResult(name=name, plan=plan)
+    started = time.monotonic()
+    with open(workdir / "output.log", "wb") as log, open(events_file) as feed:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "nandoctor.capture", str(plan_file),
+             str(events_file)],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            env=_child_env(plan), start_new_session=True,
+        )
+        try:
+            timed_out = _follow(child, feed, result, started, timeout, on_event)
+        except KeyboardInterrupt:
+            _kill_group(child)
+            _drain(feed, result, on_event)
+            result.end = {"reason": "interrupted", **result.end}
+            result.seconds = time.monotonic() - started
+            raise Interrupted(result) from None
+        _drain(feed, result, on_event)
+    result.seconds = time.monotonic() - started
+    result.output_tail = _tail(workdir / "output.log")
+    if not result.end:
+        result.end = {"reason": "timeout" if timed_out else "killed",
+                      "signal": -child.returncode if child.returncode else None}
+    return result
+
+
+def _follow(child: subprocess.Popen, feed: Any, result: PassResult,
+            started: float, timeout: Optional[float],
+            on_event: Optional[EventCallback]) -> bool:
+    while child.poll() is None:
+        _drain(feed, result, on_event)
+        if timeout is not None and time.monotonic() - started > timeout:
+            _kill_group(child)
+            return True
+        time.sleep(POLL_SECONDS)
+    _kill_group(child)  # workers or threads the script left behind
+    return False
+
+
+def _drain(feed: Any, result: PassResult, on_event: Optional[EventCallback]) -> None:
+    while True:
+        position = feed.tell()
+        line = feed.readline()
+        if not line.endswith("\n"):
+            feed.seek(position)  # a line still being written
+            return
+        event = json.loads(line)
+        kind = event.pop("event")
+        if kind == "step":
+            result.steps.append(event)
+        elif kind == "end":
+            result.end = event
+        else:
+            result.events.append({"event": kind, **event})
+        if on_event is not None:
+            on_event({"pass": result.name, "event": kind, **event})
+
+
+def _kill_group(child: subprocess.Popen) -> None:
+    try:
+        os.killpg(child.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    child.wait()
+
+
+def _tail(path: Path) -> str:
+    with open(path, "rb") as f:
+        f.seek(0, os.SEEK_END)
+        size = f.tell()
+        f.seek(max(0, size - OUTPUT_TAIL_BYTES))
+        return f.read().decode("utf-8", "replace")
+
+
+def _number(value: Any) -> Optional[float]:
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        return float(value)  # "nan", "inf", "-inf" as the child wrote them
+    return None
