@@ -6,16 +6,20 @@ code from `ExitCode`; nandoctor's own bugs end as exit 4 with a short note.
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from .config import ConfigError, Settings, load_settings
 from .errors import NandoctorError
 from .exitcodes import ExitCode
+from .findings import Severity
 
 SCRIPT_CONTEXT = {"allow_interspersed_args": False, "ignore_unknown_options": True}
 
@@ -93,7 +97,7 @@ def diagnose(
         settings.seed = seed
     fmt = _check_format(output_format, ("rich", "json", "markdown"))
     target = check_target(script_path, args)
-    _check_writable(json_path)
+    _check_writable(json_path, inputs=(target.script,))
     with ProgressReporter(stderr_console(), enabled=not quiet) as progress:
         result = run_diagnosis(target, settings, progress=progress,
                                probes=not no_probes)
@@ -101,10 +105,13 @@ def diagnose(
     raise typer.Exit(int(result.exit_code))
 
 
-def emit(result: Any, fmt: str, json_path: Optional[Path], command: str = "diagnose") -> None:
+def emit(result: Any, fmt: str, json_path: Optional[Path], command: str = "diagnose",
+         verdict: Any = None) -> None:
     from .report import json_report
 
     report = json_report.build(result, command=command)
+    if verdict is not None:  # `check`: its own exit code and the checks made
+        report.update(exit_code=int(verdict.exit_code), check=verdict.to_dict())
     if json_path is not None:
         _write(json_path, json_report.dumps(report) + "\n")
     if fmt == "json":
@@ -112,11 +119,149 @@ def emit(result: Any, fmt: str, json_path: Optional[Path], command: str = "diagn
     elif fmt == "markdown":
         from .report import markdown
 
-        sys.stdout.write(markdown.render(result))
+        sys.stdout.write(markdown.render(result, verdict))
     else:
         from .report import terminal
 
-        terminal.render(result, stdout_console())
+        console = stdout_console()
+        terminal.render(result, console)
+        if verdict is not None:
+            console.print(terminal.checks_table(verdict))
+
+
+@app.command(context_settings=SCRIPT_CONTEXT)
+def check(
+    script: Optional[str] = typer.Argument(
+        None, help="The training script; everything after it goes to the script."),
+    script_args: Optional[list[str]] = typer.Argument(
+        None, help="The script's own arguments (after the script name or `--`)."),
+    config: Optional[Path] = typer.Option(
+        None, "--config", "-c", help="YAML config (default: ./nandoctor.yaml if present)."),
+    max_steps: Optional[int] = typer.Option(None, help="Stop the run after this many steps."),
+    timeout: Optional[float] = typer.Option(None, help="Seconds one pass may run."),
+    seed: Optional[int] = typer.Option(None, help="Seed torch, numpy and random first."),
+    threads: Optional[int] = typer.Option(None, help="torch threads in every pass."),
+    no_probes: bool = typer.Option(False, "--no-probes", help="Skip the counterfactual runs."),
+    fail_on: Optional[Severity] = typer.Option(
+        None, case_sensitive=False, help="Fail on a finding this severe or worse "
+        "(default: ci.fail_on, error)."),
+    exit_zero: bool = typer.Option(
+        False, "--exit-zero", help="Report failures but exit 0 (a crash still exits 3)."),
+    baseline: Optional[Path] = typer.Option(
+        None, help="JSON report of a good run; fail when this one does worse."),
+    update_baseline: Optional[Path] = typer.Option(
+        None, help="Write this run's JSON report here as the new baseline, if it passes."),
+    junit_xml: Optional[Path] = typer.Option(
+        None, "--junit-xml", help="Write a JUnit XML file, one test case per check."),
+    json_path: Optional[Path] = typer.Option(None, "--json", help="Write the JSON report here."),
+    output_format: Optional[str] = typer.Option(
+        None, "--format", help="rich, json, markdown or github (default: github "
+        "when GITHUB_ACTIONS=true, else rich)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress on stderr."),
+) -> None:
+    """Run SCRIPT for a bounded time as a CI check: exit 1 when it breaks."""
+    from . import ci
+    from .diagnose import check_target
+    from .diagnose import diagnose as run_diagnosis
+    from .progress import ProgressReporter
+    from .report import github, json_report, junit, markdown
+
+    settings, script_path, args = resolve(config, script, script_args)
+    apply_overrides(settings, max_steps=max_steps, timeout=timeout, threads=threads)
+    if seed is not None:
+        settings.seed = seed
+    on_github = os.environ.get("GITHUB_ACTIONS") == "true"
+    fmt = _check_format(output_format or ("github" if on_github else "rich"),
+                        ("rich", "json", "markdown", "github"))
+    target = check_target(script_path, args)
+    for path, option in ((json_path, "--json"), (junit_xml, "--junit-xml"),
+                         (update_baseline, "--update-baseline")):
+        _check_writable(path, option)
+    reference = baseline or (Path(settings.ci.baseline) if settings.ci.baseline else None)
+    loaded = ci.load_baseline(reference) if reference else None
+
+    with ProgressReporter(stderr_console(), enabled=not quiet) as progress:
+        result = run_diagnosis(target, settings, progress=progress,
+                               probes=not no_probes)
+    verdict = ci.judge(result, fail_on or Severity(settings.ci.fail_on), loaded,
+                       settings.ci.baseline_margin, exit_zero)
+
+    emit(result, "rich" if fmt == "github" else fmt, json_path, "check", verdict)
+    if fmt == "github":
+        root = Path(os.environ.get("GITHUB_WORKSPACE") or Path.cwd())
+        sys.stdout.write(github.render(result, verdict,
+                                       settings.ci.max_annotations, root))
+    if junit_xml is not None:
+        _write(junit_xml, junit.render(result, verdict))
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary:  # the runner collects every step's summary: append, never replace
+        with open(summary, "a", encoding="utf-8") as out:
+            out.write(markdown.render(result, verdict) + "\n")
+    if update_baseline is not None and verdict.passed:
+        _write(update_baseline, json_report.dumps(json_report.build(
+            result, command="check")) + "\n")
+    elif update_baseline is not None:
+        stderr_console().print(f"{update_baseline}: not updated, this run "
+                               "failed its check.", highlight=False)
+    raise typer.Exit(int(verdict.exit_code))
+
+
+@app.command(name="lr-sweep", context_settings=SCRIPT_CONTEXT)
+def lr_sweep(
+    script: Optional[str] = typer.Argument(
+        None, help="The training script; everything after it goes to the script."),
+    script_args: Optional[list[str]] = typer.Argument(
+        None, help="The script's own arguments (after the script name or `--`)."),
+    config: Optional[Path] = typer.Option(
+        None, "--config", "-c", help="YAML config (default: ./nandoctor.yaml if present)."),
+    start_lr: Optional[float] = typer.Option(None, help="First rate of the sweep."),
+    end_lr: Optional[float] = typer.Option(None, help="Last rate of the sweep."),
+    steps: Optional[int] = typer.Option(None, help="Steps from start to end rate."),
+    repeats: Optional[int] = typer.Option(
+        None, help="Sweeps with shifted seeds, in parallel, for the spread."),
+    confirm: bool = typer.Option(
+        True, "--confirm/--no-confirm", help="Place the divergence with "
+        "constant-rate runs below the sweep's (a few more runs)."),
+    timeout: Optional[float] = typer.Option(None, help="Seconds one run may take."),
+    seed: Optional[int] = typer.Option(None, help="Seed torch, numpy and random first."),
+    threads: Optional[int] = typer.Option(None, help="torch threads of a single sweep."),
+    plot_path: Optional[Path] = typer.Option(
+        None, "--plot", help="Write a PNG of the curve here (needs matplotlib)."),
+    json_path: Optional[Path] = typer.Option(None, "--json", help="Write the JSON report here."),
+    output_format: str = typer.Option("rich", "--format", help="rich or json."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress on stderr."),
+) -> None:
+    """Sweep the learning rate of SCRIPT upwards until the loss runs away; suggest one."""
+    from .diagnose import check_target
+    from .progress import ProgressReporter
+    from .range_test import run_range_test
+    from .report import sweep_json, sweep_plot, sweep_report
+
+    settings, script_path, args = resolve(config, script, script_args)
+    apply_overrides(settings, timeout=timeout, threads=threads)
+    apply_overrides(settings.sweep, start_lr=start_lr, end_lr=end_lr, steps=steps,
+                    repeats=repeats)
+    if seed is not None:
+        settings.seed = seed
+    fmt = _check_format(output_format, ("rich", "json"))
+    target = check_target(script_path, args)
+    _check_writable(json_path, inputs=(target.script,))
+    if plot_path is not None:
+        sweep_plot.require_matplotlib()
+        _check_writable(plot_path, "--plot", inputs=(target.script,))
+    with ProgressReporter(stderr_console(), enabled=not quiet) as progress:
+        test = run_range_test(target, settings, progress=progress, confirm=confirm)
+
+    report = sweep_json.build(test)
+    if json_path is not None:
+        _write(json_path, sweep_json.dumps(report) + "\n")
+    if plot_path is not None and test.repeats[0].reading.points:
+        sweep_plot.write_png(test, plot_path)
+    if fmt == "json":
+        sys.stdout.write(sweep_json.dumps(report) + "\n")
+    else:
+        sweep_report.render(test, stdout_console())
+    raise typer.Exit(int(test.exit_code))
 
 
 @app.command()
@@ -149,19 +294,28 @@ def _check_format(value: str, allowed: tuple[str, ...]) -> str:
     return value
 
 
-def _check_writable(path: Optional[Path]) -> None:
+def _check_writable(path: Optional[Path], option: str = "--json",
+                    inputs: tuple[Path, ...] = ()) -> None:
     if path is None:
         return
+    if any(path.resolve() == given.resolve() for given in inputs):
+        raise NandoctorError(f"{path}: is an input of this run; {option} would "
+                             "overwrite it. Give another path, e.g. report.json.")
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise NandoctorError(
             f"{path}: the folder {folder} does not exist. Create it first "
-            f"(mkdir -p {folder}) or choose another path for --json.")
+            f"(mkdir -p {folder}) or choose another path for {option}.")
     if path.is_dir():
-        raise NandoctorError(f"{path}: is a folder; give a file path for --json.")
-    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise NandoctorError(f"{path}: cannot be written (permission denied). "
-                             "Choose a writable location for --json.")
+        raise NandoctorError(f"{path}: is a folder; give a file path for {option}.")
+    try:  # os.access says yes to root on a read-only mount: try for real
+        if path.exists():
+            open(path, "ab").close()
+        else:
+            tempfile.TemporaryFile(dir=folder).close()
+    except OSError as exc:
+        raise NandoctorError(f"{path}: cannot be written ({exc.strerror}). "
+                             f"Choose a writable location for {option}.") from None
 
 
 def _write(path: Path, text: str) -> None:
@@ -176,13 +330,18 @@ def main() -> None:
     from .runner import Interrupted
 
     errors = stderr_console()
+    # CI cancels a job with SIGTERM: stop the children as Ctrl-C does, or the
+    # script (in its own process group) would run on without us.
+    signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         code = app(standalone_mode=False)
     except NandoctorError as exc:
-        errors.print(f"[bold red]error:[/bold red] {exc.message}", highlight=False)
+        errors.print(f"[bold red]error:[/bold red] {escape(exc.message)}",
+                     highlight=False)
         sys.exit(int(exc.code))
     except ConfigError as exc:
-        errors.print(f"[bold red]config error:[/bold red] {exc}", highlight=False)
+        errors.print(f"[bold red]config error:[/bold red] {escape(str(exc))}",
+                     highlight=False)
         sys.exit(int(ExitCode.USAGE))
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
@@ -196,14 +355,23 @@ def main() -> None:
         if os.environ.get("NANDOCTOR_DEBUG"):
             raise
         errors.print(
-            f"[bold red]internal error:[/bold red] {type(exc).__name__}: {exc}. "
+            f"[bold red]internal error:[/bold red] {type(exc).__name__}: "
+            f"{escape(str(exc))}. "
             "This is a bug in nandoctor, not in your script; run again with "
             "NANDOCTOR_DEBUG=1 for the traceback and report it.", highlight=False)
         sys.exit(int(ExitCode.INTERNAL))
     sys.exit(code if isinstance(code, int) else 0)
 
 
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def _usage_errors() -> tuple[type, ...]:
     import click
 
-    return (click.UsageError, click.BadParameter)
+    try:  # typer 0.2x parses with its own copy of click, not click itself
+        from typer._click.exceptions import UsageError as TyperUsageError
+    except ImportError:
+        return (click.UsageError, click.BadParameter)
+    return (click.UsageError, click.BadParameter, TyperUsageError)

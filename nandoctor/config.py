@@ -6,6 +6,7 @@ the two equal.
 from __future__ import annotations
 
 import difflib
+import math
 import re
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ class ConfigError(Exception):
 class WatchSettings:
     stats_every: int = 10
     steps_after_nonfinite: int = 10
+    steps_after_runaway: int = 100
     runaway_factor: float = 1000.0
     runaway_patience: int = 10
 
@@ -42,7 +44,7 @@ class ProbeSettings:
     precision: bool = True
     guard: bool = True
     data: bool = True
-    horizon_factor: float = 1.5
+    horizon_factor: float = 1.25
     min_horizon: int = 30
     jobs: Optional[int] = None
 
@@ -85,8 +87,13 @@ _POSITIVE = {
     "start_lr", "end_lr", "steps", "divergence_factor", "repeats",
     "max_annotations",
 }
-_NON_NEGATIVE = {"steps_after_nonfinite", "baseline_margin"}
+_NON_NEGATIVE = {"steps_after_nonfinite", "steps_after_runaway", "baseline_margin"}
 _CHOICES = {"fail_on": ("error", "warning", "info")}
+# Plain data only: any other tag (!!python/object, !custom) is refused before
+# anything is constructed, so a config can never build an object.
+_PLAIN_TAGS = frozenset(f"tag:yaml.org,2002:{name}" for name in (
+    "str", "int", "float", "bool", "null", "map", "seq", "timestamp"))
+_NULL_TAG = "tag:yaml.org,2002:null"
 
 
 class _Loader(yaml.SafeLoader):
@@ -107,19 +114,31 @@ def load_settings(path: Optional[Path]) -> tuple[Settings, Optional[Path]]:
         if not candidate.is_file():
             return Settings(), None
         path = candidate
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a folder, not a config file. Pass the "
+                          "YAML file itself, e.g. --config nandoctor.yaml.")
     if not path.is_file():
         raise ConfigError(
             f"{path}: config file not found. Check the path, or run without "
             "--config to use the defaults (configs/default.yaml lists every key)."
         )
-    text = path.read_text(encoding="utf-8", errors="replace")
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read ({exc.strerror}).") from None
     try:
         node = yaml.compose(text, Loader=_Loader)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{_where(path, getattr(exc, 'problem_mark', None))}"
-                          f"not valid YAML: {getattr(exc, 'problem', exc)}.") from None
+        problem = getattr(exc, "problem", None) or getattr(exc, "reason", exc)
+        raise ConfigError(f"{_where(path, _error_mark(exc, text))}not valid "
+                          f"YAML: {problem}. configs/default.yaml shows the "
+                          "format.") from None
+    except RecursionError:  # thousands of nested brackets
+        raise ConfigError(f"{path}: nested too deeply to be a nandoctor "
+                          "config; configs/default.yaml shows the format.") from None
     if node is None:
         return Settings(), path
+    _refuse_tags(node, path, [], set())
     settings = Settings()
     _fill(settings, node, path, "")
     return settings, path
@@ -131,32 +150,97 @@ def _where(path: Path, mark: Any) -> str:
     return f"{path}:{mark.line + 1}:{mark.column + 1}: "
 
 
+def _error_mark(exc: yaml.YAMLError, text: str) -> Any:
+    mark = getattr(exc, "problem_mark", None)
+    if mark is None and isinstance(exc, yaml.reader.ReaderError):
+        # Characters YAML refuses (a binary file) come with an offset only.
+        start = text.rfind("\n", 0, exc.position) + 1
+        mark = yaml.Mark(exc.name, exc.position, text.count("\n", 0, exc.position),
+                         exc.position - start, None, None)
+    return mark
+
+
+def _refuse_tags(node: yaml.Node, path: Path, inside: list[yaml.Node],
+                 seen: set[int]) -> None:
+    """Walks the composed nodes once; aliases share nodes, so `seen` keeps
+    this linear and `inside` catches an alias to an enclosing node."""
+    where = _where(path, node.start_mark)
+    if any(node is outer for outer in inside):
+        raise ConfigError(f"{where}this value refers to itself (a recursive "
+                          "alias); write the value out.")
+    if node.tag not in _PLAIN_TAGS:
+        tag = node.tag.replace("tag:yaml.org,2002:", "!!")
+        raise ConfigError(f"{where}the tag {tag} is not allowed: nandoctor reads "
+                          "plain numbers, strings, lists and mappings and never "
+                          "builds objects from a config. Remove the tag.")
+    if id(node) in seen:
+        return
+    seen.add(id(node))
+    if isinstance(node, yaml.MappingNode):
+        children = [n for pair in node.value for n in pair]
+    elif isinstance(node, yaml.SequenceNode):
+        children = node.value
+    else:
+        return
+    for child in children:
+        _refuse_tags(child, path, [*inside, node], seen)
+
+
 def _fill(target: Any, node: yaml.Node, path: Path, prefix: str) -> None:
     if not isinstance(node, yaml.MappingNode):
-        raise ConfigError(f"{_where(path, node.start_mark)}"
-                          f"{prefix or 'the config'} must be a mapping of keys.")
+        section = prefix.rstrip(".") or "the config"
+        raise ConfigError(f"{_where(path, node.start_mark)}{section} must be a "
+                          "mapping of `key: value` lines; configs/default.yaml "
+                          "shows them.")
     hints = get_type_hints(type(target))
     names = [f.name for f in fields(target)]
     seen: set[str] = set()
     for key_node, value_node in node.value:
+        where = _where(path, key_node.start_mark)
+        if not isinstance(key_node, yaml.ScalarNode):
+            raise ConfigError(f"{where}a key must be a plain name, such as "
+                              "`timeout`.")
         key = str(key_node.value)
         dotted = f"{prefix}{key}"
-        where = _where(path, key_node.start_mark)
         if key in seen:
             raise ConfigError(f"{where}duplicate key '{dotted}'; keep one of them.")
         seen.add(key)
         if key not in names:
-            guess = difflib.get_close_matches(key, names, n=1)
-            hint = f" Did you mean '{prefix}{guess[0]}'?" if guess else ""
-            raise ConfigError(f"{where}unknown key '{dotted}'.{hint} "
+            raise ConfigError(f"{where}unknown key '{dotted}'."
+                              f"{_suggest(key, target, prefix)} "
                               "configs/default.yaml lists every key.")
         current = getattr(target, key)
         if is_dataclass(current):
             _fill(current, value_node, path, f"{dotted}.")
             continue
-        value = yaml.load(yaml.serialize(value_node), Loader=_Loader)
-        setattr(target, key, _checked(value, hints[key], dotted,
-                                      _where(path, value_node.start_mark)))
+        value_where = _where(path, value_node.start_mark)
+        value = _plain(value_node, hints[key], dotted, value_where)
+        setattr(target, key, _checked(value, hints[key], dotted, value_where))
+
+
+def _suggest(key: str, target: Any, prefix: str) -> str:
+    """` Did you mean ...?`: a close key here, or this key one level down."""
+    names = [f.name for f in fields(target)]
+    below = [f"{name}.{key}" for name in names
+             if is_dataclass(getattr(target, name))
+             and key in {f.name for f in fields(getattr(target, name))}]
+    guess = below or difflib.get_close_matches(key, names, n=1)
+    return f" Did you mean '{prefix}{guess[0]}'?" if guess else ""
+
+
+def _plain(node: yaml.Node, hint: Any, dotted: str, where: str) -> Any:
+    """The node's data. Text fields (str, list[str]) keep their scalars as
+    written, so that `args: [--lr, 1e-3]` hands the script '1e-3', not 0.001."""
+    if str in (hint, *get_args(hint)):
+        if isinstance(node, yaml.ScalarNode) and node.tag != _NULL_TAG:
+            return node.value
+        items = node.value if isinstance(node, yaml.SequenceNode) else None
+        if items and all(isinstance(n, yaml.ScalarNode) for n in items):
+            return [n.value for n in items]
+    try:
+        return yaml.load(yaml.serialize(node), Loader=_Loader)
+    except (yaml.YAMLError, ValueError) as exc:  # a date such as 2020-13-45
+        raise ConfigError(f"{where}{dotted} cannot be read: {exc}.") from None
 
 
 def _checked(value: Any, hint: Any, dotted: str, where: str) -> Any:
@@ -174,10 +258,15 @@ def _checked(value: Any, hint: Any, dotted: str, where: str) -> Any:
     numbers = converted if isinstance(converted, list) else [converted]
     for number in numbers:
         if isinstance(number, (int, float)) and not isinstance(number, bool):
+            if not math.isfinite(number):
+                raise ConfigError(f"{where}{dotted} must be a finite number, "
+                                  f"got {number}.")
             if key in _POSITIVE and number <= 0:
-                raise ConfigError(f"{where}{dotted} must be greater than 0, got {number}.")
+                raise ConfigError(f"{where}{dotted} must be greater than 0, "
+                                  f"got {number:g}.")
             if key in _NON_NEGATIVE and number < 0:
-                raise ConfigError(f"{where}{dotted} must not be negative, got {number}.")
+                raise ConfigError(f"{where}{dotted} must not be negative, "
+                                  f"got {number:g}.")
     if key in _CHOICES and converted not in _CHOICES[key]:
         raise ConfigError(f"{where}{dotted} must be one of "
                           f"{', '.join(_CHOICES[key])}, got {value!r}.")
@@ -204,8 +293,12 @@ def _convert(value: Any, base: Any) -> Any:
     return None
 
 
+_KINDS = {bool: ("true or false", "true/false values"),
+          int: ("a whole number", "whole numbers"),
+          float: ("a number", "numbers"), str: ("a string", "strings")}
+
+
 def _describe(base: Any) -> str:
     if get_origin(base) is list:
-        return f"a list of {_describe(get_args(base)[0])}s"
-    return {bool: "true or false", int: "a whole number", float: "a number",
-            str: "a string"}.get(base, str(base))
+        return f"a list of {_KINDS[get_args(base)[0]][1]}"
+    return _KINDS[base][0]

@@ -7,7 +7,9 @@ and renders nothing.
 from __future__ import annotations
 
 import os
+import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Optional
@@ -20,7 +22,7 @@ from .exitcodes import ExitCode
 from .findings import Finding
 from .plan import Plan
 from .rules import rank, run_rules
-from .runner import PassResult, run_pass, run_passes
+from .runner import Interrupted, PassResult, run_pass
 
 ProgressCallback = Callable[[str, dict], None]
 
@@ -73,22 +75,29 @@ def check_target(script: str, args: list[str]) -> Target:
             f"{script}: is a folder, not a script. Name the training script "
             f"inside it, e.g. `nandoctor diagnose {path / 'train.py'}`."
         )
+    if path.suffix == ".ipynb":
+        raise NandoctorError(
+            f"{script}: is a Jupyter notebook. Export it as a script first "
+            f"(jupyter nbconvert --to script {script}) and diagnose the .py file.")
     try:
         source = path.read_bytes()
+    except OSError as exc:
+        raise NandoctorError(f"{script}: cannot be read ({exc.strerror}).") from None
+    try:
+        if b"\0" in source:  # compile() would call it a syntax error
+            raise ValueError("binary data")
         compile(source, str(path), "exec")
     except SyntaxError as exc:
         raise NandoctorError(
             f"{exc.filename or script}:{exc.lineno or 0}:{exc.offset or 0}: the "
             f"script does not compile ({exc.msg}). nandoctor runs Python training "
-            "scripts; fix the syntax error and run again."
+            "scripts; fix the syntax error, or pass the .py file that trains."
         ) from None
     except (ValueError, UnicodeDecodeError):
         raise NandoctorError(
             f"{script}: is not a Python source file (it holds bytes Python cannot "
             "read). Pass the .py file that trains your model."
         ) from None
-    except OSError as exc:
-        raise NandoctorError(f"{script}: cannot be read ({exc.strerror}).") from None
     return Target(script=path, args=list(args))
 
 
@@ -106,6 +115,7 @@ def base_plan(target: Target, settings: Settings, threads: int) -> Plan:
         script=str(target.script), args=list(target.args), seed=settings.seed,
         threads=threads, max_steps=settings.max_steps,
         stop_after_nonfinite=watch.steps_after_nonfinite,
+        stop_after_runaway=watch.steps_after_runaway,
         runaway_factor=watch.runaway_factor,
         runaway_patience=watch.runaway_patience,
         stats_every=watch.stats_every,
@@ -123,19 +133,23 @@ def diagnose(
     plan = base_plan(target, settings, threads)
     seconds: dict[str, float] = {}
 
-    watch = _run("watch", plan, settings, notify)
+    try:
+        watch = _run("watch", plan, settings, notify)
+    except Interrupted as stop:  # Ctrl-C: report what the watch saw so far
+        watch = stop.partial
     seconds["watch"] = watch.seconds
     evidence = Evidence(script=str(target.script), watch=watch)
-    _refuse_if_not_training(target, watch)
+    _refuse_if_not_training(target, watch, settings.timeout)
 
-    if evidence.bad_step is not None and settings.replay.enabled:
-        evidence.replay = _replay(plan, evidence, settings, notify)
-        seconds["replay"] = evidence.replay.seconds
-    if evidence.bad_step is not None and probes and settings.probes.enabled:
-        seconds["probes"] = _probe(plan, evidence, settings, notify)
+    interrupted = watch.reason == "interrupted"
+    if evidence.bad_step is not None and not interrupted:
+        try:
+            seconds.update(_explain(plan, evidence, settings, notify, probes))
+        except (Interrupted, KeyboardInterrupt):  # the watch's evidence stands
+            interrupted = True
 
     findings = rank(run_rules(evidence))
-    status = _status(watch)
+    status = STATUS_INTERRUPTED if interrupted else _status(watch)
     return Diagnosis(target=target, settings=settings, status=status,
                      evidence=evidence, findings=findings, threads=threads,
                      seconds=seconds)
@@ -147,21 +161,41 @@ def _run(name: str, plan: Plan, settings: Settings,
     result = run_pass(name, plan, settings.timeout,
                       on_event=lambda event: notify("event", event))
     notify("done", {"pass": name, "seconds": result.seconds})
+    if result.reason == "internal":
+        raise _internal_error(name, result)
     return result
 
 
-def _refuse_if_not_training(target: Target, watch: PassResult) -> None:
+def _internal_error(name: str, result: PassResult) -> NandoctorError:
+    """nandoctor's own code failed in the child, around the script."""
+    detail = ""
+    if os.environ.get("NANDOCTOR_DEBUG"):
+        detail = "\n" + result.end.get("traceback", "")
+    return NandoctorError(
+        f"internal error in the {name} pass: {result.end.get('error')}. This is "
+        "a bug in nandoctor, not in your script; run again with "
+        "NANDOCTOR_DEBUG=1 for the traceback and report it." + detail,
+        code=ExitCode.INTERNAL)
+
+
+def _refuse_if_not_training(target: Target, watch: PassResult,
+                            timeout: float) -> None:
     """A script that never reached a step gives nothing to diagnose."""
     if watch.steps or watch.reason in ("crashed", "killed", "interrupted"):
         return
+    if watch.reason == "timeout":
+        raise NandoctorError(
+            f"{target.script}: no training step in {timeout:g} s, so the script "
+            "was stopped (--timeout). If it loads data or compiles for longer, "
+            "raise --timeout (or `timeout:` in nandoctor.yaml); if it waits for "
+            "input, a lock or a server, make it run unattended first.")
     if watch.reason == "syntax_error":
         end = watch.end
         raise NandoctorError(f"{end.get('file')}:{end.get('line')}: "
                              f"{end.get('error')}. Fix it and run again.")
     if watch.reason == "exit" and watch.end.get("exit_code"):
         return  # exited with an error code: reported as a crash
-    ended = {"timeout": "ran into the time limit",
-             "exit": "called sys.exit()"}.get(watch.reason, "ended")
+    ended = {"exit": "called sys.exit()"}.get(watch.reason, "ended")
     raise NandoctorError(
         f"{target.script}: the script {ended} without a single training step "
         "(no optimizer.step() and no backward() call). nandoctor diagnoses "
@@ -175,7 +209,7 @@ def _status(watch: PassResult) -> str:
         return STATUS_INTERRUPTED
     if watch.first_event is not None or watch.divergence is not None:
         return STATUS_DIVERGED
-    if watch.reason in ("crashed", "killed"):
+    if watch.reason in ("crashed", "killed", "syntax_error"):
         return STATUS_CRASHED
     if watch.reason == "exit" and watch.end.get("exit_code"):
         return STATUS_CRASHED
@@ -184,36 +218,66 @@ def _status(watch: PassResult) -> str:
     return STATUS_HEALTHY
 
 
-def _replay(plan: Plan, evidence: Evidence, settings: Settings,
-            notify: ProgressCallback) -> PassResult:
+def _replay_plan(plan: Plan, evidence: Evidence, settings: Settings) -> Plan:
     bad = evidence.bad_step
     steps = [bad - 1, bad] if settings.replay.previous_step and bad else [bad]
     phase = (evidence.first_event or {}).get("phase")
-    replay_plan = replace(plan, check_steps=steps, max_steps=bad + 1,
-                          check_data=phase == "input", stop_after_nonfinite=0)
-    return _run("replay", replay_plan, settings, notify)
+    return replace(plan, check_steps=steps, max_steps=bad + 1,
+                   check_data=phase == "input", stop_after_nonfinite=0)
 
 
-def _probe(plan: Plan, evidence: Evidence, settings: Settings,
-           notify: ProgressCallback) -> float:
-    """Runs the chosen probes beside a baseline; returns their wall time."""
+def _explain(plan: Plan, evidence: Evidence, settings: Settings,
+             notify: ProgressCallback, with_probes: bool) -> dict[str, float]:
+    """Replay and probes, overlapped: the probes that need no op from the
+    replay (baseline, lower rates, clipping) start beside it; the others
+    (a guard at the flagged op, precision, data) once it has answered."""
+    replay = settings.replay.enabled
+    probing = with_probes and settings.probes.enabled
     until = probe_runs.horizon(evidence.bad_step, settings.probes)
     if settings.max_steps is not None:
         until = min(until, settings.max_steps)
-    chosen = probe_runs.choose(evidence, settings.probes)
-    jobs = [(probe_runs.BASELINE, probe_runs.probe_plan(plan, None, until))]
-    jobs += [(p.name, probe_runs.probe_plan(plan, p, until)) for p in chosen]
     parallel = settings.probes.jobs or os.cpu_count() or 1
-    notify("start", {"pass": "probes", "count": len(jobs), "max_steps": until})
+    cancel = threading.Event()
+    seconds: dict[str, float] = {}
     started = time.monotonic()
-    results = run_passes(jobs, settings.timeout, parallel,
-                         on_event=lambda event: notify("event", event))
-    elapsed = time.monotonic() - started
-    notify("done", {"pass": "probes", "seconds": elapsed})
-    changes = {p.name: probe_runs.describe_change(p) for p in chosen}
-    changes[probe_runs.BASELINE] = "none (1 thread, the probes' settings)"
-    outcomes = [probe_runs.outcome(r, r.name, changes[r.name], until)
-                for r in results]
-    evidence.baseline = outcomes[0]
-    evidence.probes = outcomes[1:]
-    return elapsed
+    with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
+
+        def submit(name: str, job_plan: Plan) -> Future:
+            notify("start", {"pass": name, "max_steps": job_plan.max_steps})
+            return pool.submit(run_pass, name, job_plan, settings.timeout,
+                               lambda event: notify("event", event), cancel)
+
+        try:
+            pending = submit("replay", _replay_plan(plan, evidence, settings)) \
+                if replay else None
+            early = probe_runs.independent(settings.probes) if probing else []
+            jobs = [(None, submit(probe_runs.BASELINE,
+                                  probe_runs.probe_plan(plan, None, until)))] \
+                if probing else []
+            jobs += [(p, submit(p.name, probe_runs.probe_plan(plan, p, until)))
+                     for p in early]
+            if pending is not None:
+                evidence.replay = _checked(pending.result(), "replay")
+                seconds["replay"] = evidence.replay.seconds
+                notify("done", {"pass": "replay", "seconds": seconds["replay"]})
+            late = probe_runs.dependent(evidence, settings.probes) if probing else []
+            jobs += [(p, submit(p.name, probe_runs.probe_plan(plan, p, until)))
+                     for p in late]
+            results = [(p, _checked(f.result(), "probe")) for p, f in jobs]
+        except KeyboardInterrupt:
+            cancel.set()
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+    if results:
+        outcomes = [probe_runs.outcome(r, r.name, probe_runs.describe_change(p),
+                                       until) for p, r in results]
+        evidence.baseline, evidence.probes = outcomes[0], outcomes[1:]
+        seconds["probes"] = time.monotonic() - started
+        notify("done", {"pass": "probes", "seconds": seconds["probes"]})
+    return seconds
+
+
+def _checked(result: PassResult, name: str) -> PassResult:
+    if result.reason == "internal":
+        raise _internal_error(name, result)
+    return result

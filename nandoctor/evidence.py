@@ -187,5 +187,11 @@ class Evidence:
         return next((s for s in self.watch.steps if s["step"] == step), None)
 
     def init_records(self) -> list[dict]:
+        """Output statistics of each layer during the first forward pass."""
         first = self.step_record(0)
         return first.get("init", []) if first else []
+
+    def init_records_weights(self) -> list[dict]:
+        """Standard deviation and fans of each weight matrix at step 0."""
+        first = self.step_record(0)
+        return first.get("weights", []) if first else []

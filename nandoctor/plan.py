@@ -53,6 +53,8 @@ class Plan:
     threads: int = 1
     max_steps: Optional[int] = None
     stop_after_nonfinite: Optional[int] = 10
+    # A finite runaway usually overflows later: keep going to see where.
+    stop_after_runaway: Optional[int] = 100
     runaway_factor: float = 1000.0
     runaway_patience: int = 10
     stats_every: int = 10

@@ -53,30 +53,50 @@ def uses_low_precision(evidence: Evidence) -> bool:
     return stats.get("dtype") in _LOW_PRECISION
 
 
-def choose(evidence: Evidence, settings: ProbeSettings) -> list[Probe]:
-    """The probes worth running for this evidence."""
+def independent(settings: ProbeSettings) -> list[Probe]:
+    """Probes that need nothing from the replay: the step size and its size."""
     probes = [Probe(name=f"lr_x{f:g}", lr_factor=f) for f in settings.lr_factors]
     probes.append(Probe(name="clip_grad_norm", clip_norm=settings.clip_norm))
-    if settings.precision:
-        if uses_low_precision(evidence):
-            probes.append(Probe(name="no_autocast", no_autocast=True))
-        else:
-            probes.append(Probe(name="float64", float64=True))
+    return probes
+
+
+def dependent(evidence: Evidence, settings: ProbeSettings) -> list[Probe]:
+    """Probes chosen from what the replay found."""
+    probes = []
     target = guard_target(evidence)
     if settings.guard and target is not None:
         op, file, line = target
         probes.append(Probe(name="eps_guard", guard_op=op, guard_file=file,
                             guard_line=line))
+    if settings.precision and uses_low_precision(evidence):
+        probes.append(Probe(name="no_autocast", no_autocast=True))
+    elif settings.precision and overflowed(evidence):
+        probes.append(Probe(name="float64", float64=True))
     phase = (evidence.first_event or {}).get("phase")
-    if settings.data and phase in ("input", "loss"):
+    weights_survived = not any(isinstance(s.get("param_norm"), str)
+                               for s in evidence.watch.steps)
+    if settings.data and (phase == "input" or phase == "loss" and weights_survived):
         probes.append(Probe(name="skip_nonfinite_batches", skip_nonfinite_steps=True))
-        if phase == "input":
-            probes.append(Probe(name="drop_nonfinite_samples",
-                                drop_nonfinite_samples=True))
+    if settings.data and phase == "input":
+        probes.append(Probe(name="drop_nonfinite_samples",
+                            drop_nonfinite_samples=True))
     return probes
 
 
-def describe_change(probe: Probe) -> str:
+def overflowed(evidence: Evidence) -> bool:
+    """The first producer made inf from finite values: a range problem."""
+    producer = evidence.primary_producer()
+    if producer is None:
+        return evidence.first_event is not None
+    op = producer.get("op", "").removeprefix("aten.")
+    out = producer.get("output") or (producer.get("grad_out") or [{}])[0]
+    return op == "exp" or (op not in GUARDABLE_OPS and bool(
+        out.get("posinf") or out.get("neginf")))
+
+
+def describe_change(probe: Optional[Probe]) -> str:
+    if probe is None:
+        return "none (1 thread, the probes' settings)"
     if probe.lr_factor != 1.0:
         return f"learning rate x{probe.lr_factor:g}"
     if probe.clip_norm is not None:
@@ -104,6 +124,7 @@ def probe_plan(base: Plan, probe: Optional[Probe], until: int) -> Plan:
         # A probe's verdict is clear at its first non-finite step, except for
         # those that step over bad batches: they must show training goes on.
         stop_after_nonfinite=None if tolerant else 0,
+        stop_after_runaway=0,
     )
 
 

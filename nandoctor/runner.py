@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -76,10 +77,11 @@ def run_pass(
     plan: Plan,
     timeout: Optional[float],
     on_event: Optional[EventCallback] = None,
+    cancel: Optional[threading.Event] = None,
 ) -> PassResult:
     workdir = Path(tempfile.mkdtemp(prefix="nandoctor-"))
     try:
-        return _run_in(workdir, name, plan, timeout, on_event)
+        return _run_in(workdir, name, plan, timeout, on_event, cancel)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
@@ -90,10 +92,21 @@ def run_passes(
     parallel: int,
     on_event: Optional[EventCallback] = None,
 ) -> list[PassResult]:
-    """Runs several passes, `parallel` at a time, results in the order given."""
+    """Runs several passes, `parallel` at a time, results in the order given.
+
+    Ctrl-C reaches the main thread only: it tells the passes to end their
+    children and goes on up as KeyboardInterrupt, leaving nothing running.
+    """
+    cancel = threading.Event()
     with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
-        futures = [pool.submit(run_pass, n, p, timeout, on_event) for n, p in jobs]
-        return [f.result() for f in futures]
+        futures = [pool.submit(run_pass, n, p, timeout, on_event, cancel)
+                   for n, p in jobs]
+        try:
+            return [f.result() for f in futures]
+        except KeyboardInterrupt:
+            cancel.set()
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
 
 
 def _child_env(plan: Plan) -> dict[str, str]:
@@ -109,7 +122,8 @@ def _child_env(plan: Plan) -> dict[str, str]:
 
 
 def _run_in(workdir: Path, name: str, plan: Plan, timeout: Optional[float],
-            on_event: Optional[EventCallback]) -> PassResult:
+            on_event: Optional[EventCallback],
+            cancel: Optional[threading.Event]) -> PassResult:
     plan_file, events_file = workdir / "plan.json", workdir / "events.jsonl"
     plan.write(plan_file)
     events_file.touch()
@@ -123,7 +137,8 @@ def _run_in(workdir: Path, name: str, plan: Plan, timeout: Optional[float],
             env=_child_env(plan), start_new_session=True,
         )
         try:
-            timed_out = _follow(child, feed, result, started, timeout, on_event)
+            timed_out = _follow(child, feed, result, started, timeout, on_event,
+                                cancel)
         except KeyboardInterrupt:
             _kill_group(child)
             _drain(feed, result, on_event)
@@ -134,16 +149,28 @@ def _run_in(workdir: Path, name: str, plan: Plan, timeout: Optional[float],
     result.seconds = time.monotonic() - started
     result.output_tail = _tail(workdir / "output.log")
     if not result.end:
-        result.end = {"reason": "timeout" if timed_out else "killed",
-                      "signal": -child.returncode if child.returncode else None}
+        result.end = _unreported_end(child.returncode, timed_out)
     return result
+
+
+def _unreported_end(returncode: int, timed_out: bool) -> dict:
+    """How a child that wrote no `end` event ended: the time limit, a signal
+    (9 from the OOM killer), or the script's own os._exit(code)."""
+    if timed_out:
+        return {"reason": "timeout"}
+    if returncode < 0:
+        return {"reason": "killed", "signal": -returncode}
+    return {"reason": "exit", "exit_code": returncode}
 
 
 def _follow(child: subprocess.Popen, feed: Any, result: PassResult,
             started: float, timeout: Optional[float],
-            on_event: Optional[EventCallback]) -> bool:
+            on_event: Optional[EventCallback],
+            cancel: Optional[threading.Event]) -> bool:
     while child.poll() is None:
         _drain(feed, result, on_event)
+        if cancel is not None and cancel.is_set():
+            raise KeyboardInterrupt  # a sibling pass saw Ctrl-C
         if timeout is not None and time.monotonic() - started > timeout:
             _kill_group(child)
             return True

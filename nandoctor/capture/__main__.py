@@ -1,6 +1,7 @@
 """Child entry point: `python -m nandoctor.capture PLAN EVENTS`."""
 import os
 import sys
+import traceback
 from pathlib import Path
 
 from ..plan import Plan
@@ -13,6 +14,9 @@ def main() -> None:
     events = EventWriter(open(sys.argv[2], "w", buffering=1 << 16))
     try:
         run(plan, events)
+    except BaseException as exc:  # run() reports the script's own errors: ours
+        events.emit("end", reason="internal", error=f"{type(exc).__name__}: {exc}",
+                    traceback=traceback.format_exc())
     finally:
         events.close()
     # The user's script may have left non-daemon threads behind; the evidence

@@ -31,9 +31,9 @@ def build_watch(plan: Plan, events: EventWriter) -> Watch:
     # Imported here so that a plain watch pass never loads the replay or probes.
     change = checker = None
     if plan.sweep is not None:
-        from .interventions import LrSweep
+        from .sweep import LrSweep
 
-        change = LrSweep(plan.sweep)
+        change = LrSweep(plan.sweep, plan.seed_offset, events)
     elif plan.probe is not None:
         from .interventions import probe_change
 

@@ -87,6 +87,11 @@ class Hooks:
         setattr(owner, name, wrap(original))
 
     def _pre_forward(self, module: torch.nn.Module, args: tuple) -> Optional[tuple]:
+        # Inside a torch.compile trace the tensors are fake and the watch's
+        # bookkeeping would be traced into the graph (and broke it): the
+        # compiled module is watched from outside, as one root module.
+        if torch.compiler.is_compiling():
+            return None
         self.depth += 1
         self.observer.module_entered(module)
         if self.depth == 1:
@@ -94,6 +99,8 @@ class Hooks:
         return None
 
     def _post_forward(self, module: torch.nn.Module, args: tuple, output: Any) -> None:
+        if torch.compiler.is_compiling():
+            return
         self.depth = max(0, self.depth - 1)
         self.observer.module_left(module, output)
         if self.depth == 0:
@@ -135,6 +142,8 @@ class Hooks:
             def wrap(original: Callable, name: str = name) -> Callable:
                 @functools.wraps(original)
                 def loss(*args: Any, **kwargs: Any) -> Any:
+                    if torch.compiler.is_compiling():
+                        return original(*args, **kwargs)
                     return obs.loss_call(name, args, kwargs, original)
 
                 return loss

@@ -11,7 +11,7 @@ import functools
 from typing import Any, Optional
 
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
+from torch.overrides import TorchFunctionMode
 
 from ..plan import Probe
 from .sites import user_site
@@ -144,21 +144,34 @@ def probe_change(probe: Probe) -> ProbeChange:
     return ProbeChange(probe)
 
 
-class _Guard(TorchDispatchMode):
-    """An epsilon guard on one op at one line of the user's code."""
+# The torch calls that reach each guardable aten op.
+_CALLS = {
+    "div": {"div", "true_divide", "__truediv__", "__itruediv__", "div_"},
+    "pow": {"pow", "__pow__", "__ipow__", "pow_", "float_power"},
+    "reciprocal": {"reciprocal", "reciprocal_", "__rtruediv__"},
+}
+
+
+class _Guard(TorchFunctionMode):
+    """An epsilon guard on one op at one line of the user's code.
+
+    It acts above autograd, on the call the user wrote, so the clamp is part
+    of the graph and the backward pass sees the guarded value too.
+    """
 
     def __init__(self, probe: Probe) -> None:
         super().__init__()
-        self.name = probe.guard_op.removeprefix("aten.")
+        self.op = probe.guard_op.removeprefix("aten.")
+        self.names = _CALLS.get(self.op, {self.op, f"{self.op}_"})
         self.file = probe.guard_file
         self.line = probe.guard_line
         self.eps = probe.guard_eps
 
-    def __torch_dispatch__(self, func: Any, types: Any, args: tuple = (),
+    def __torch_function__(self, func: Any, types: Any, args: tuple = (),
                            kwargs: Optional[dict] = None) -> Any:
         kwargs = kwargs or {}
-        if func.overloadpacket.__name__ == self.name and self._at_line():
-            args = self._guarded(args)
+        if getattr(func, "__name__", None) in self.names and self._at_line():
+            args = self._guarded(func.__name__, args)
         return func(*args, **kwargs)
 
     def _at_line(self) -> bool:
@@ -166,27 +179,28 @@ class _Guard(TorchDispatchMode):
         return bool(site) and site["line"] == self.line and (
             self.file is None or site["file"] == self.file)
 
-    def _guarded(self, args: tuple) -> tuple:
-        if not args or not is_float(args[0]):
+    def _guarded(self, name: str, args: tuple) -> tuple:
+        if not args or not is_float(args[0]) and name != "__rtruediv__":
             return args
-        x, eps = args[0], self.eps
-        name = self.name
-        if name in ("log", "log2", "log10", "sqrt", "rsqrt"):
+        op, eps = self.op, self.eps
+        if name == "__rtruediv__":
+            return (_away_from_zero(args[0], eps), *args[1:])
+        x = args[0]
+        if op in ("log", "log2", "log10", "sqrt", "rsqrt", "pow"):
             return (x.clamp_min(eps), *args[1:])
-        if name == "log1p":
+        if op == "log1p":
             return (x.clamp_min(-1 + eps), *args[1:])
-        if name == "pow":
-            return (x.clamp_min(eps), *args[1:])
-        if name in ("acos", "asin", "atanh"):
+        if op in ("acos", "asin", "atanh"):
             return (x.clamp(-1 + eps, 1 - eps), *args[1:])
-        if name == "exp":
+        if op == "exp":
             return (x.clamp_max(_EXP_LIMIT.get(x.dtype, _DEFAULT_EXP_LIMIT)),
                     *args[1:])
-        if name in ("div", "reciprocal") and len(args) >= 2 and is_float(args[1]):
-            d = args[1]
-            safe = torch.where(d.abs() < eps, torch.full_like(d, eps), d)
-            return (x, safe, *args[2:])
-        if name == "reciprocal":
-            return (torch.where(x.abs() < eps, torch.full_like(x, eps), x),)
+        if op == "div" and len(args) >= 2 and is_float(args[1]):
+            return (x, _away_from_zero(args[1], eps), *args[2:])
+        if op == "reciprocal":
+            return (_away_from_zero(x, eps), *args[1:])
         return args
 
+
+def _away_from_zero(d: torch.Tensor, eps: float) -> torch.Tensor:
+    return torch.where(d.abs() < eps, torch.full_like(d, eps), d)

@@ -117,6 +117,7 @@ class Watch:
         self._last_param_norm: Optional[float] = None
         self._runaway = RunawayDetector(plan.runaway_factor, plan.runaway_patience)
         self._finishes = 0
+        self._initial_weights: list[dict] = []
         self._new_step()
 
     # -- step bookkeeping -------------------------------------------------
@@ -163,7 +164,7 @@ class Watch:
         if self.step == 0:
             if self._init_records:
                 record["init"] = self._init_report()
-            record["weights"] = self._weight_scales()
+            record["weights"] = self._initial_weights
         self.events.emit("step", **record)
         self._finishes += 1
         if self._step_bad:
@@ -194,12 +195,12 @@ class Watch:
             self.divergence = {"step": at, "kind": "loss_runaway",
                                "best_smoothed": self._runaway.best}
         self.events.emit("divergence", **self.divergence)
-        self._stop_later(self.step)
+        self._stop_later(self.step, self.plan.stop_after_runaway)
 
-    def _stop_later(self, step: int) -> None:
-        if self.plan.stop_after_nonfinite is None:
+    def _stop_later(self, step: int, after: Optional[int]) -> None:
+        if after is None:
             return
-        stop = step + self.plan.stop_after_nonfinite
+        stop = step + after
         self.stop_at = stop if self.stop_at is None else min(self.stop_at, stop)
 
     def finish(self) -> None:
@@ -230,7 +231,7 @@ class Watch:
             event["layout"] = nonfinite_layout(tensor)
         self.first_event = event
         self.events.emit("nonfinite", **event)
-        self._stop_later(self.step)
+        self._stop_later(self.step, self.plan.stop_after_nonfinite)
 
     def _check(self, tensor: torch.Tensor, phase: str, what: str,
                **extra: Any) -> bool:
@@ -334,6 +335,7 @@ class Watch:
             self._stale_grads = self._grads_left_over(hand)
         if hand and self._hand_params is None:
             self._hand_params = _graph_leaves(loss)
+            self._initial_weights = self._weight_scales()
         self._backwards += 1
         if loss.is_floating_point():
             value = float(loss.detach().float().sum())
@@ -360,6 +362,8 @@ class Watch:
     def before_update(self, optimizer: torch.optim.Optimizer) -> None:
         if optimizer is not self.primary():
             return
+        if self.step == 0 and not self._initial_weights:
+            self._initial_weights = self._weight_scales()
         if self.checker is not None:
             self.checker.update_begins()
         self._measure_grads(_params_of(optimizer), lrs=None)
@@ -475,9 +479,13 @@ class Watch:
         """Standard deviation of each matrix against 1/sqrt(fan), at step 0."""
         scales = []
         params = _params_of(self.primary()) or self._hand_params or []
+        # Embedding tables are drawn from N(0, 1) on purpose: not a bad init.
+        tables = {id(m.weight) for root in list(self._roots)
+                  for m in root.modules()
+                  if isinstance(m, (torch.nn.Embedding, torch.nn.EmbeddingBag))}
         with torch.no_grad():
             for p in params[:_MAX_INIT_RECORDS]:
-                if p.dim() < 2 or p.numel() < 16:
+                if p.dim() < 2 or p.numel() < 16 or id(p) in tables:
                     continue
                 fans = (p.shape[0], p[0].numel())
                 scales.append({"name": self._name(p), "shape": list(p.shape),

@@ -19,6 +19,8 @@ STATUS_STYLE = {"healthy": "bold green", "diverged": "bold red",
                 "crashed": "bold red", "timeout": "bold yellow",
                 "interrupted": "bold yellow"}
 SEVERITY_STYLE = {"error": "red", "warning": "yellow", "info": "cyan"}
+OUTCOME_STYLE = {"passed": "green", "failed": "bold red", "error": "bold red",
+                 "skipped": "dim"}
 
 
 def render(diagnosis: Diagnosis, console: Console) -> None:
@@ -138,6 +140,20 @@ def probes_table(diagnosis: Diagnosis) -> Table:
             else Text(f"none in {p.steps_run}", style="green"),
             f"{words.number(p.first_loss)} → {words.number(p.final_loss)}",
         )
+    return table
+
+
+def checks_table(verdict: Any) -> Table:
+    """`nandoctor check`'s checks (a `ci.Verdict`), one row each."""
+    result = "passed" if verdict.passed else "failed"
+    table = Table(title=f"checks: {result} (exit {int(verdict.exit_code)})",
+                  title_justify="left")
+    for column in ("check", "result", "detail"):
+        table.add_column(column)
+    for check in verdict.checks:
+        style = OUTCOME_STYLE[check.outcome.value]
+        table.add_row(check.name, Text(check.outcome.value, style=style),
+                      check.message)
     return table
 
 

@@ -1,0 +1,106 @@
+"""How the run itself went: the script crashed, the replay disagreed with the
+watch, or nothing explains the failure."""
+from __future__ import annotations
+
+import re
+
+from ..evidence import Evidence
+from ..findings import Cause, Finding, Fix, Location, Severity
+
+CODES = {Cause.SCRIPT_ERROR: "ND502", Cause.NONDETERMINISM: "ND501",
+         Cause.UNEXPLAINED: "ND900", Cause.BAD_TARGET: "ND202"}
+# Crashes whose message names a target a loss cannot take.
+_TARGET_ERRORS = re.compile(
+    r"Target -?\d+ is out of bounds|out of bounds.*target|"
+    r"elements of target should be between 0 and 1|t >= 0 && t < n_classes",
+    re.IGNORECASE)
+
+
+def check(ev: Evidence) -> list[Finding]:
+    findings = []
+    crash = _crash(ev)
+    if crash is not None:
+        findings.append(crash)
+    mismatch = _nondeterminism(ev)
+    if mismatch is not None:
+        findings.append(mismatch)
+    return findings
+
+
+def unexplained(ev: Evidence, findings: list[Finding]) -> list[Finding]:
+    """A failure no rule explained: say where it surfaced, and that we don't know."""
+    if ev.bad_step is None or any(f.role == "root" for f in findings):
+        return []
+    first = ev.first_nonfinite() or {}
+    where = Location(file=first.get("file"), line=first.get("line"),
+                     module=first.get("module"))
+    evidence = []
+    if first:
+        evidence.append(f"first non-finite at step {first['step']} in phase "
+                        f"{first['phase']}: {first.get('tensor')}")
+        if first.get("op"):
+            evidence.append(f"produced by {first['op']}")
+    evidence.append("no rule matched this evidence: read the operand statistics "
+                    "in the JSON report (--json) for clues")
+    return [Finding(code=CODES[Cause.UNEXPLAINED], cause=Cause.UNEXPLAINED,
+                    title="the failure has no explanation nandoctor can stand by",
+                    severity=Severity.ERROR, confidence=0.2, location=where,
+                    step=ev.bad_step, evidence=tuple(evidence),
+                    fixes=(Fix(text="Try the probes' suggestions: a lower rate, "
+                                    "gradient clipping, float64"),))]
+
+
+def _crash(ev: Evidence):
+    end = ev.watch.end
+    reason = end.get("reason")
+    if reason == "killed":
+        return Finding(
+            code=CODES[Cause.SCRIPT_ERROR], cause=Cause.SCRIPT_ERROR,
+            title=f"the script was killed by signal {end.get('signal')}",
+            severity=Severity.ERROR, confidence=0.9,
+            evidence=(f"after {len(ev.watch.steps)} steps the operating system "
+                      "ended the process; signal 9 usually means out of memory",),
+            fixes=(Fix(text="Lower the batch size or the model size, or run with "
+                            "--max-steps to stop earlier"),))
+    if reason != "crashed" and not (reason == "exit" and end.get("exit_code")):
+        return None
+    error = end.get("error") or f"exit code {end.get('exit_code')}"
+    site = end.get("site") or {}
+    location = Location(file=site.get("file"), line=site.get("line"))
+    if _TARGET_ERRORS.search(error):
+        return Finding(
+            code=CODES[Cause.BAD_TARGET], cause=Cause.BAD_TARGET,
+            title="a target outside the range the loss accepts",
+            severity=Severity.ERROR, confidence=0.85, location=location,
+            step=len(ev.watch.steps), evidence=(error,),
+            fixes=(Fix(text="Class labels must lie in [0, num_classes); BCE "
+                            "targets in [0, 1]: check the label encoding"),))
+    return Finding(
+        code=CODES[Cause.SCRIPT_ERROR], cause=Cause.SCRIPT_ERROR,
+        title="the script raised an error", severity=Severity.ERROR,
+        confidence=0.95, location=location, step=len(ev.watch.steps),
+        evidence=(error, "the full traceback is in the report"),
+        fixes=(Fix(text="Fix the error at the line shown; nandoctor reports it "
+                        "as it found it"),))
+
+
+def _nondeterminism(ev: Evidence):
+    reproduced = ev.replay_reproduced()
+    if reproduced is not False:
+        return None
+    watch = ev.first_event or {}
+    seen = ev.replay.first_event if ev.replay else None
+    replay = (f"step {seen['step']}, {seen['phase']}: {seen['tensor']}" if seen
+              else "no non-finite value")
+    return Finding(
+        code=CODES[Cause.NONDETERMINISM], cause=Cause.NONDETERMINISM,
+        title="the replay did not reproduce the run", severity=Severity.WARNING,
+        confidence=0.7,
+        evidence=(f"watch: step {watch.get('step')}, {watch.get('phase')}: "
+                  f"{watch.get('tensor')}", f"replay: {replay}",
+                  "the same seed and thread settings gave a different run: "
+                  "something in the script is not seeded or not deterministic; "
+                  "the op-level evidence may describe a different failure"),
+        fixes=(Fix(text="Seed every source of randomness (torch, numpy, random, "
+                        "DataLoader generators) and avoid time-dependent code",
+                   code="torch.use_deterministic_algorithms(True)"),))
