@@ -5,6 +5,7 @@ code from `ExitCode`; nandoctor's own bugs end as exit 4 with a short note.
 """
 from __future__ import annotations
 
+import math
 import os
 import signal
 import sys
@@ -63,9 +64,10 @@ def apply_overrides(settings: Settings, **values: Any) -> None:
     for key, value in values.items():
         if value is None:
             continue
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and value <= 0:
-            raise NandoctorError(f"--{key.replace('_', '-')} must be greater "
-                                 f"than 0, got {value}.")
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if number and not 0 < value < math.inf:  # nan and inf too
+            raise NandoctorError(f"--{key.replace('_', '-')} must be a finite "
+                                 f"number greater than 0, got {value:g}.")
         setattr(settings, key, value)
 
 
@@ -174,11 +176,13 @@ def check(
     fmt = _check_format(output_format or ("github" if on_github else "rich"),
                         ("rich", "json", "markdown", "github"))
     target = check_target(script_path, args)
-    for path, option in ((json_path, "--json"), (junit_xml, "--junit-xml"),
-                         (update_baseline, "--update-baseline")):
-        _check_writable(path, option)
     reference = baseline or (Path(settings.ci.baseline) if settings.ci.baseline else None)
     loaded = ci.load_baseline(reference) if reference else None
+    # Only --update-baseline may replace the baseline, and only after a pass.
+    inputs = (target.script, *([reference] if reference else []))
+    for path, option in ((json_path, "--json"), (junit_xml, "--junit-xml")):
+        _check_writable(path, option, inputs=inputs)
+    _check_writable(update_baseline, "--update-baseline", inputs=(target.script,))
 
     with ProgressReporter(stderr_console(), enabled=not quiet) as progress:
         result = run_diagnosis(target, settings, progress=progress,

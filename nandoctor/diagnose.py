@@ -65,6 +65,12 @@ class Diagnosis:
 def check_target(script: str, args: list[str]) -> Target:
     """A script that can be started: exists, is a file, compiles."""
     path = Path(script)
+    if not path.exists() and script.startswith("-"):
+        # Unknown options are passed on as the script, so a typo lands here.
+        raise NandoctorError(
+            f"{script}: neither an option of nandoctor (see --help) nor a "
+            "file. Put nandoctor's options before the script; write a script "
+            f"whose name starts with '-' as ./{script} or after `--`.")
     if not path.exists():
         raise NandoctorError(
             f"{script}: no such file. Give the path of your training script, "

@@ -145,9 +145,10 @@ def outcome(result: PassResult, name: str, change: str, until: int) -> ProbeOutc
 
 
 def _broken(step: dict) -> bool:
-    """A non-finite loss the step did not skip, or non-finite weights after it."""
+    """A non-finite loss the probe did not skip on purpose (a GradScaler's
+    skip still counts), or non-finite weights after the step."""
     loss, weights = step.get("loss"), step.get("param_norm")
-    bad_loss = isinstance(loss, str) and not step.get("skipped")
+    bad_loss = isinstance(loss, str) and step.get("skipped_by") != "probe"
     return bad_loss or isinstance(weights, str)
 
 

@@ -69,7 +69,8 @@ def run(plan: Plan, events: EventWriter) -> None:
         outcome = {"reason": "interrupted"}
     except SyntaxError as exc:
         outcome = {"reason": "syntax_error", "error": _one_line(exc),
-                   "file": exc.filename, "line": exc.lineno}
+                   "file": exc.filename, "line": exc.lineno,
+                   "traceback": _user_traceback(exc)}
     except BaseException as exc:  # the user's crash is evidence, not ours
         outcome = {"reason": "crashed", "error": _one_line(exc),
                    "error_type": type(exc).__name__,

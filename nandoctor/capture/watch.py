@@ -142,17 +142,19 @@ class Watch:
                 return opt
         return None
 
-    def _finish_step(self, skipped: bool = False) -> None:
+    def _finish_step(self, skipped_by: Optional[str] = None) -> None:
         loss = sum(self._losses) / len(self._losses) if self._losses else None
         record: dict[str, Any] = {
             "step": self.step,
             "loss": loss,
             "backwards": self._backwards,
-            "skipped": skipped or self._skipped_by_change,
+            "skipped": bool(skipped_by or self._skipped_by_change),
             "nonfinite": self._step_bad,
             "param_norm": self._last_param_norm,
             **self._grad,
         }
+        if record["skipped"]:
+            record["skipped_by"] = "probe" if self._skipped_by_change else skipped_by
         if self._stale_grads is not None:
             record["stale_grads"] = self._stale_grads
         if self._inputs:
@@ -387,7 +389,7 @@ class Watch:
             # The scaler found inf/NaN in the scaled gradients and skipped the
             # update: expected under AMP, so a step but not an event.
             self._grad.setdefault("grad_norm", None)
-            self._finish_step(skipped=True)
+            self._finish_step(skipped_by="scaler")
         return result
 
     def _measure_grads(self, params: list[torch.Tensor],
@@ -522,10 +524,19 @@ def _group_of(optimizer: Optional[torch.optim.Optimizer],
 
 
 def _norms(tensors: list[torch.Tensor]) -> list[float]:
-    # One fused kernel for all norms, one sync to read them.
+    """L2 norms; non-finite only when the tensor itself is.
+
+    One fused kernel for all norms and one sync to read them. The norm of
+    finite values above ~1e19 overflows float32, so a non-finite norm is
+    recomputed in float64 before it is believed.
+    """
     with torch.no_grad():
         norms = torch._foreach_norm([t.detach() for t in tensors])
-        return torch.stack([n.float() for n in norms]).tolist()
+        values = torch.stack([n.float() for n in norms]).tolist()
+        for i, value in enumerate(values):
+            if not math.isfinite(value):
+                values[i] = float(tensors[i].detach().double().norm())
+        return values
 
 
 def _sortable(value: float) -> float:

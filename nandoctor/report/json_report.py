@@ -10,7 +10,7 @@ from ..diagnose import Diagnosis
 
 SCHEMA_VERSION = 1
 _HISTORY_KEYS = ("step", "loss", "grad_norm", "param_norm", "update_ratio",
-                 "lrs", "skipped", "nonfinite", "backwards")
+                 "lrs", "skipped", "skipped_by", "nonfinite", "backwards")
 
 
 def build(diagnosis: Diagnosis, command: str = "diagnose") -> dict[str, Any]:

@@ -127,11 +127,11 @@ def _probes(diagnosis: Diagnosis) -> str:
     for p in ([ev.baseline] if ev.baseline else []) + ev.probes:
         bad = (str(p.first_nonfinite_step) if p.first_nonfinite_step is not None
                else f"none in {p.steps_run}")
-        rows.append((code(p.name), text(p.change), bad,
-                     f"{words.number(p.first_loss)} → {words.number(p.final_loss)}"))
+        losses = f"{words.number(p.first_loss)} → {words.number(p.final_loss)}"
+        rows.append((code(p.name), text(p.change), bad, losses))
+    header = ("probe", "change", "first non-finite", "loss first → last")
     return ("### Probes: the same run with one change\n\n"
-            + _table(("probe", "change", "first non-finite", "loss first → last"),
-                     rows))
+            + _table(header, rows))
 
 
 def _history(diagnosis: Diagnosis) -> str:

@@ -23,18 +23,19 @@ def render(test: RangeTest, console: Console) -> None:
     if test.repeats[0].reading.points:
         console.print(chart(test, console.width))
     console.print(numbers(test))
+    if test.status == STATUS_CRASHED:
+        console.print(crash(test))  # the curve's warnings would be noise here
+        return
     notes = warnings(test)
     if notes is not None:
         console.print(notes)
-    if test.status == STATUS_CRASHED:
-        console.print(crash(test))
 
 
 def headline(test: RangeTest) -> Panel:
     text = Text(words.headline(test), style=STATUS_STYLE[test.status])
     sweep = test.sweep
-    subtitle = (f"{test.target.script} · {words.rate(sweep.start_lr)} → "
-                f"{words.rate(sweep.end_lr)} over {sweep.steps} steps")
+    subtitle = (f"{test.target.script} · {words.rate(sweep.start_lr)}"
+                f"…{words.rate(sweep.end_lr)}, {sweep.steps} steps")
     if len(test.repeats) > 1:
         subtitle += f" · {len(test.repeats)} repeats"
     return Panel(text, title="nandoctor lr-sweep", subtitle=subtitle)
@@ -80,9 +81,9 @@ def _rows(test: RangeTest) -> list[Row]:
                      _span(value), words.RULE_HOW[name]))
     rows += _divergence_rows(test)
     rows.append((Text("script's rate"), words.rate(summary.current_lr), "",
-                 "group 0's rate at the first step, before the sweep"))
-    rows.append((Text("stability margin"), words.margin(test), "",
-                 "script's rate / divergence rate"))
+                 "group 0's at step 0"))
+    value, meaning = words.margin(test)
+    rows.append((Text("stability margin"), value, "", meaning))
     return rows
 
 
@@ -95,17 +96,16 @@ def _divergence_rows(test: RangeTest) -> list[Row]:
     swept = words.rate(summary.divergence.median if summary.divergence else None)
     spread = _span(summary.divergence)
     if confirmation is None or not confirmation.bracket.high_verified:
-        return [(Text("divergence"), swept, spread,
-                 "where the swept loss first runs away")]
+        return [(Text("divergence"), swept, spread, "the swept loss runs away")]
     bracket = confirmation.bracket
+    runs = f"{len(confirmation.runs)} constant-rate runs of {confirmation.horizon} steps"
     rows = [(Text("divergence"), words.rate(bracket.high), "",
-             f"lowest constant rate that diverged within {confirmation.horizon} "
-             f"steps ({len(confirmation.runs)} runs)")]
+             f"lowest to diverge in {runs}")]
     if bracket.low_verified:
         rows.append((Text("largest stable rate"), words.rate(bracket.low), "",
-                     "highest constant rate that stayed stable"))
+                     "highest to stay stable in them"))
     rows.append((Text("divergence in the sweep"), swept, spread,
-                 "where the swept loss runs away (an upper bound)"))
+                 "the swept loss runs away: an upper bound"))
     return rows
 
 

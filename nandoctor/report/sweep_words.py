@@ -13,9 +13,9 @@ RULE_NAMES = {
     rules.MIN_DIV_10: "minimum / 10",
 }
 RULE_HOW = {
-    rules.VALLEY: "2/3 of the way down the longest descent of the loss",
-    rules.STEEPEST: "where the loss falls fastest against log10(lr)",
-    rules.MIN_DIV_10: "a tenth of the rate at the lowest smoothed loss",
+    rules.VALLEY: "2/3 down the longest descent",
+    rules.STEEPEST: "loss falls fastest per decade",
+    rules.MIN_DIV_10: "a tenth of the lowest loss's rate",
 }
 
 
@@ -35,14 +35,18 @@ def headline(test: RangeTest) -> str:
             f"(confidence {summary.confidence})")
 
 
-def margin(test: RangeTest) -> str:
-    """The stability margin, as a sentence a user can act on."""
+def margin(test: RangeTest) -> tuple[str, str]:
+    """The stability margin, and what it means for the script."""
     value = test.summary.stability_margin
     if value is None:
-        return "—"
+        return "—", "script's rate / divergence rate"
     if value >= 1:
-        return f"{value:.2g} (the script's rate is {value:.2g}x the divergence rate)"
-    return f"{value:.2g} ({1 / value:.2g}x below the divergence rate)"
+        return f"{value:.2g}", f"the script's rate is {times(value)} the divergence rate"
+    return f"{value:.2g}", f"the script's rate is {times(1 / value)} below divergence"
+
+
+def times(factor: float) -> str:
+    return f"{factor:.2g}x" if factor < 10 else f"{factor:,.0f}x"
 
 
 def warnings(test: RangeTest) -> list[tuple[str, str]]:
@@ -87,6 +91,11 @@ def warning(code: str, test: RangeTest) -> str:
     if code == rules.CURRENT_ABOVE_DIVERGENCE:
         return (f"the script's rate {rate(summary.current_lr)} is at or above "
                 f"the divergence rate {rate(summary.divergence_lr)}: lower it.")
+    if code == rules.ENDED_EARLY:
+        last = reading.points[-1].lr if reading.points else test.sweep.start_lr
+        return (f"the script ended after {len(test.repeats[0].result.steps)} of "
+                f"{test.sweep.steps} steps, at rate {rate(last)}: higher rates "
+                "were not tried. Give it more epochs after `--`.")
     if code == rules.SUGGESTION_DIVERGES:
         return ("the suggested rate is at or above the divergence rate: do not "
                 "use it without a check.")

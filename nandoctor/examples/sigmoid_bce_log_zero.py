@@ -1,0 +1,70 @@
+"""Tumour classifier whose hand-written BCE hits log(0).
+
+The model ends in torch.sigmoid and the loss is the textbook formula. The
+data (breast cancer, standardised) is almost separable, so the logits keep
+growing; past about 17 the sigmoid rounds to exactly 1.0 in float32, and
+log(1 - p) becomes log(0) = -inf, times a zero label: NaN.
+"""
+import argparse
+
+import torch
+import torch.nn as nn
+from sklearn.datasets import load_breast_cancer
+from sklearn.preprocessing import StandardScaler
+from torch.utils.data import DataLoader, TensorDataset
+
+
+class TumourClassifier(nn.Module):
+    def __init__(self, n_features: int, hidden: int = 32) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Linear(n_features, hidden), nn.ReLU(), nn.Linear(hidden, 1)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.net(x)).squeeze(1)
+
+
+def binary_cross_entropy(p: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return -(y * torch.log(p) + (1 - y) * torch.log(1 - p)).mean()
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lr", type=float, default=0.003)
+    parser.add_argument("--epochs", type=int, default=40)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--log-every", type=int, default=50)
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    torch.manual_seed(args.seed)
+    data = load_breast_cancer()
+    x = torch.tensor(StandardScaler().fit_transform(data.data),
+                     dtype=torch.float32)
+    y = torch.tensor(data.target, dtype=torch.float32)
+    loader = DataLoader(TensorDataset(x, y), batch_size=args.batch_size,
+                        shuffle=True)
+
+    model = TumourClassifier(x.shape[1])
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
+
+    step = 0
+    for epoch in range(args.epochs):
+        for xb, yb in loader:
+            p = model(xb)
+            loss = binary_cross_entropy(p, yb)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            if step % args.log_every == 0:
+                print(f"epoch {epoch} step {step} loss {loss.item():.6g}")
+            step += 1
+    print(f"final loss {loss.item():.6g}")
+
+
+if __name__ == "__main__":
+    main()
