@@ -116,6 +116,17 @@ def emit(result: Any, fmt: str, json_path: Optional[Path], command: str = "diagn
         report.update(exit_code=int(verdict.exit_code), check=verdict.to_dict())
     if json_path is not None:
         _write(json_path, json_report.dumps(report) + "\n")
+    try:
+        _print_report(result, report, fmt, verdict)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # `nandoctor ... | head`: the reader left; the exit code still counts.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def _print_report(result: Any, report: dict, fmt: str, verdict: Any) -> None:
+    from .report import json_report
+
     if fmt == "json":
         sys.stdout.write(json_report.dumps(report) + "\n")
     elif fmt == "markdown":

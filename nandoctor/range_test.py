@@ -22,6 +22,7 @@ from .exitcodes import ExitCode
 from .plan import Plan, Sweep
 from .runner import PassResult, run_pass, run_passes
 from .sweep import (
+    STOP_REASON,
     Bracket,
     CurveReading,
     SweepSummary,
@@ -47,7 +48,7 @@ SHORT_SWEEP_STEPS = 40
 CONFIRM_SPAN = 30.0
 CONFIRM_PRECISION = 1.5
 CONFIRM_ROUNDS = 3
-_NORMAL_ENDS = ("finished", "max_steps", "sweep_diverged", "evidence_complete",
+_NORMAL_ENDS = ("finished", "max_steps", STOP_REASON, "evidence_complete",
                 "timeout")
 
 
@@ -104,7 +105,9 @@ class RangeTest:
     def status(self) -> str:
         if self.crash is not None:
             return STATUS_CRASHED
-        return STATUS_OK if self.summary.suggested_lr is not None else STATUS_UNRELIABLE
+        if self.summary.suggested_lr is None:
+            return STATUS_UNRELIABLE
+        return STATUS_OK
 
     @property
     def exit_code(self) -> ExitCode:
@@ -166,7 +169,8 @@ def largest_stable_lr(target: Target, settings: Settings) -> Optional[float]:
     logged.
     """
     steps = min(settings.sweep.steps, SHORT_SWEEP_STEPS)
-    short = replace(settings, sweep=replace(settings.sweep, repeats=1, steps=steps))
+    sweep = replace(settings.sweep, repeats=1, steps=steps)
+    short = replace(settings, sweep=sweep)
     try:
         test = run_range_test(target, short)
     except NandoctorError as exc:
@@ -187,7 +191,8 @@ def _sweep_of(settings: SweepSettings) -> Sweep:
             f"below end_lr ({settings.end_lr:g}). Set --start-lr/--end-lr or "
             "sweep.start_lr/sweep.end_lr in the config.")
     return Sweep(start_lr=settings.start_lr, end_lr=settings.end_lr,
-                 steps=settings.steps, divergence_factor=settings.divergence_factor)
+                 steps=settings.steps,
+                 divergence_factor=settings.divergence_factor)
 
 
 def _run(name: str, plans: list[Plan], settings: Settings,
@@ -210,20 +215,21 @@ def _read(index: int, sweep: Sweep, result: PassResult) -> Repeat:
     for step, loss in zip(steps, result.losses()):
         losses[step] = loss
     start = next(iter(result.of_kind("sweep_start")), {})
-    return Repeat(index=index, seed_offset=result.plan.seed_offset, result=result,
-                  reading=read_curve(lrs, losses, sweep.divergence_factor,
-                                     planned_steps=sweep.steps),
+    reading = read_curve(lrs, losses, sweep.divergence_factor,
+                         planned_steps=sweep.steps)
+    return Repeat(index=index, seed_offset=result.plan.seed_offset,
+                  result=result, reading=reading,
                   current_lrs=start.get("current_lrs", []),
                   base_lrs=start.get("base_lrs", []))
 
 
-def _confirm(target: Target, settings: Settings, divergence: float, sweep: Sweep,
-             notify: ProgressCallback) -> Confirmation:
+def _confirm(target: Target, settings: Settings, divergence: float,
+             sweep: Sweep, notify: ProgressCallback) -> Confirmation:
     """Rounds of constant-rate runs in parallel, each round narrowing the
     bracket [divergence / CONFIRM_SPAN, divergence] by the cores' count + 1."""
     cores = max(2, os.cpu_count() or 1)
-    confirmation = Confirmation(horizon=sweep.steps,
-                                bracket=Bracket(divergence / CONFIRM_SPAN, divergence))
+    start = Bracket(divergence / CONFIRM_SPAN, divergence)
+    confirmation = Confirmation(horizon=sweep.steps, bracket=start)
     notify("start", {"pass": CONFIRM_PASS, "max_steps": sweep.steps})
     started = time.monotonic()
     for _ in range(CONFIRM_ROUNDS):
@@ -231,10 +237,11 @@ def _confirm(target: Target, settings: Settings, divergence: float, sweep: Sweep
         if bracket.high / bracket.low <= CONFIRM_PRECISION:
             break
         rates = constant_rates(bracket.low, bracket.high, cores)
-        plans = [sweep_plan(target, settings, 1, replace(sweep, start_lr=r, end_lr=r))
-                 for r in rates]
-        runs = [_constant_run(r, result) for r, result
-                in zip(rates, _run(CONFIRM_PASS, plans, settings, notify))]
+        plans = [sweep_plan(target, settings, 1,
+                            replace(sweep, start_lr=rate, end_lr=rate))
+                 for rate in rates]
+        results = _run(CONFIRM_PASS, plans, settings, notify)
+        runs = [_constant_run(rate, r) for rate, r in zip(rates, results)]
         confirmation.runs += runs
         confirmation.bracket = bracket.narrowed({r.lr: r.diverged for r in runs})
     confirmation.seconds = time.monotonic() - started
@@ -245,8 +252,9 @@ def _confirm(target: Target, settings: Settings, divergence: float, sweep: Sweep
 def _constant_run(lr: float, result: PassResult) -> ConstantRun:
     # A crash at a constant rate counts as a divergence: the script cannot
     # train at that rate (many raise on a non-finite loss themselves).
-    nonfinite = any(v is not None and not math.isfinite(v) for v in result.losses())
-    diverged = result.reason == "sweep_diverged" or _crashed(result) or nonfinite
+    nonfinite = any(v is not None and not math.isfinite(v)
+                    for v in result.losses())
+    diverged = result.reason == STOP_REASON or _crashed(result) or nonfinite
     return ConstantRun(lr=lr, diverged=diverged, steps=len(result.steps),
                        ended=result.reason)
 

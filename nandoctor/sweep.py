@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
 SMOOTHING = 0.9
+# How the child reports a sweep it stopped at the divergence.
+STOP_REASON = "sweep_diverged"
 # The valley rule's point: where the smoothed loss has fallen this fraction
 # of the way from the valley's top to its bottom.
 VALLEY_FRACTION = 2 / 3
@@ -45,7 +47,7 @@ RULES = (VALLEY, STEEPEST, MIN_DIV_10)
 HIGH, MEDIUM, LOW, NONE = "high", "medium", "low", "none"
 _CONFIDENCE_ORDER = (NONE, LOW, MEDIUM, HIGH)
 
-# Warning codes; report/sweep_report.py holds their words.
+# Warning codes; report/sweep_words.py holds their words.
 FEW_POINTS = "few_points"
 EARLY_NONFINITE = "early_nonfinite"
 FLAT = "flat"
@@ -67,7 +69,8 @@ def scheduled_lr(start: float, end: float, steps: int, step: int) -> float:
 
 def constant_rates(low: float, high: float, count: int) -> list[float]:
     """`count` rates evenly spaced in log10, strictly between low and high."""
-    return [low * (high / low) ** (k / (count + 1)) for k in range(1, count + 1)]
+    ratio = high / low
+    return [low * ratio ** (k / (count + 1)) for k in range(1, count + 1)]
 
 
 @dataclass(frozen=True)
@@ -92,7 +95,8 @@ class Bracket:
             self.high, self.high_verified)
         stable = [r for r, bad in outcomes.items()
                   if not bad and self.low < r < high]
-        low, low_ok = (max(stable), True) if stable else (self.low, self.low_verified)
+        low, low_ok = (max(stable), True) if stable else (
+            self.low, self.low_verified)
         return Bracket(low, high, low_ok, high_ok)
 
 
@@ -160,6 +164,7 @@ class CurveReading:
     points: list[CurvePoint]
     rules: dict[str, RuleValue]
     suggested_lr: Optional[float]
+    suggested_by: Optional[str]  # the rule whose rate is the suggestion
     divergence_lr: Optional[float]
     divergence_step: Optional[int]
     nonfinite_step: Optional[int]  # first non-finite loss: the dropped tail
@@ -180,8 +185,8 @@ def read_curve(lrs: Sequence[float], losses: Sequence[Optional[float]],
     nonfinite = next((i for i, v in enumerate(losses)
                       if v is not None and not math.isfinite(v)), None)
     end = len(losses) if nonfinite is None else nonfinite
-    steps = [i for i in range(end) if losses[i] is not None]
-    points = _smooth_points(steps, lrs, losses, beta)
+    kept = [(i, v) for i, v in enumerate(losses[:end]) if v is not None]
+    points = _smooth_points(kept, lrs, beta)
 
     stop = _stop_index(points, divergence_factor, beta)
     if stop is None and nonfinite is not None:
@@ -189,9 +194,11 @@ def read_curve(lrs: Sequence[float], losses: Sequence[Optional[float]],
     runaway = _runaway_start(points, stop)
     noise = _noise([p.loss for p in points[:runaway]])
     divergence_step = None
-    if runaway is not None:
-        divergence_step = points[runaway].step if runaway < len(points) else nonfinite
-    divergence_lr = lrs[divergence_step] if divergence_step is not None else None
+    if runaway is not None and runaway < len(points):
+        divergence_step = points[runaway].step
+    elif runaway is not None:
+        divergence_step = nonfinite
+    divergence_lr = None if divergence_step is None else lrs[divergence_step]
 
     tolerance = VALLEY_TOLERANCE * noise * math.sqrt((1 - beta) / (1 + beta))
     valley = _valley(points, tolerance)
@@ -206,23 +213,26 @@ def read_curve(lrs: Sequence[float], losses: Sequence[Optional[float]],
                   nonfinite, ended_early)
 
 
-def _smooth_points(steps: list[int], lrs: Sequence[float],
-                   losses: Sequence[Optional[float]],
+def _smooth_points(kept: list[tuple[int, float]], lrs: Sequence[float],
                    beta: float) -> list[CurvePoint]:
-    values = [float(losses[i]) for i in steps]  # type: ignore[arg-type]
-    xs = ema([math.log10(lrs[i]) for i in steps], beta)
-    return [CurvePoint(step=i, lr=lrs[i], loss=v, smoothed=s, smoothed_lr=10 ** x)
-            for i, v, s, x in zip(steps, values, ema(values, beta), xs)]
+    """The curve's points from (step, loss) pairs, smoothed in loss and x."""
+    values = [float(v) for _, v in kept]
+    xs = ema([math.log10(lrs[i]) for i, _ in kept], beta)
+    return [CurvePoint(step=i, lr=lrs[i], loss=v, smoothed=s,
+                       smoothed_lr=10 ** x)
+            for (i, v), s, x in zip(kept, ema(values, beta), xs)]
 
 
 def _stop_index(points: list[CurvePoint], factor: float,
                 beta: float) -> Optional[int]:
     """The point at which the child's tracker says the loss has diverged."""
     tracker = RunawayTracker(factor, beta)
-    return next((k for k, p in enumerate(points) if tracker.update(p.loss)), None)
+    return next((k for k, p in enumerate(points) if tracker.update(p.loss)),
+                None)
 
 
-def _runaway_start(points: list[CurvePoint], stop: Optional[int]) -> Optional[int]:
+def _runaway_start(points: list[CurvePoint],
+                   stop: Optional[int]) -> Optional[int]:
     """Where the loss first runs away: the start of the last unbroken run of
     raw losses above the best smoothed loss (plus two noise deviations) that
     leads into the stop. The smoothed curve crosses later, by its lag.
@@ -250,7 +260,8 @@ def _noise(values: Sequence[float]) -> float:
     return 1.4826 * mad / math.sqrt(6)
 
 
-def _valley(points: list[CurvePoint], tolerance: float) -> Optional[tuple[int, int]]:
+def _valley(points: list[CurvePoint],
+            tolerance: float) -> Optional[tuple[int, int]]:
     """The longest descending stretch of the smoothed curve, as point indices.
 
     From a start, the stretch goes on while the smoothed loss stays within
@@ -350,10 +361,12 @@ def _judge(points: list[CurvePoint], rules: dict[str, RuleValue],
         warnings.append(ENDED_EARLY if ended_early else NO_DIVERGENCE)
 
     confidence = _confidence(warnings, depth, spread)
-    suggested = rules[VALLEY].lr or rules[STEEPEST].lr
+    by = next((name for name in (VALLEY, STEEPEST) if rules[name].lr), None)
+    if confidence == NONE:
+        by = None
     return CurveReading(
         points=points, rules=rules,
-        suggested_lr=suggested if confidence != NONE else None,
+        suggested_lr=rules[by].lr if by else None, suggested_by=by,
         divergence_lr=divergence_lr, divergence_step=divergence_step,
         nonfinite_step=nonfinite, noise=noise, valley=_steps_of(points, valley),
         depth_in_noise=depth, relative_drop=relative, rules_spread=spread,
@@ -364,11 +377,12 @@ def _confidence(warnings: list[str], depth: Optional[float],
                 spread: Optional[float]) -> str:
     if {EARLY_NONFINITE, FEW_POINTS, FLAT, NOISY} & set(warnings):
         return NONE
-    if RULES_DISAGREE in warnings or depth is None or depth < 2 * MIN_DEPTH_IN_NOISE:
+    if RULES_DISAGREE in warnings or depth is None:
         return LOW
-    if depth >= HIGH_DEPTH_IN_NOISE and spread is not None and spread <= AGREE_DECADES:
-        return HIGH
-    return MEDIUM
+    if depth < 2 * MIN_DEPTH_IN_NOISE:
+        return LOW
+    agree = spread is not None and spread <= AGREE_DECADES
+    return HIGH if depth >= HIGH_DEPTH_IN_NOISE and agree else MEDIUM
 
 
 def _steps_of(points: list[CurvePoint],
@@ -408,6 +422,7 @@ class SweepSummary:
     """The numbers of all repeats together: medians, spreads, one verdict."""
 
     suggested_lr: Optional[float]
+    suggested_by: Optional[str]
     confidence: str
     rules: dict[str, Optional[Spread]]
     suggested: Optional[Spread]
@@ -426,11 +441,12 @@ def summarize(readings: Sequence[CurveReading], current_lr: Optional[float],
     replaces the sweeps' (an upper bound) as the divergence rate."""
     suggested = spread([r.suggested_lr for r in readings])
     divergence = spread([r.divergence_lr for r in readings])
-    divergence_lr = constant_divergence_lr or (divergence.median if divergence
-                                               else None)
+    divergence_lr = constant_divergence_lr
+    if divergence_lr is None and divergence is not None:
+        divergence_lr = divergence.median
     warnings = list(dict.fromkeys(w for r in readings for w in r.warnings))
-    confidence = min((r.confidence for r in readings), key=_CONFIDENCE_ORDER.index,
-                     default=NONE)
+    confidence = min((r.confidence for r in readings),
+                     key=_CONFIDENCE_ORDER.index, default=NONE)
     if suggested is not None and suggested.count > 1:
         if suggested.decades > REPEAT_DISAGREE_DECADES:
             confidence = _lower(confidence, LOW)
@@ -446,13 +462,18 @@ def summarize(readings: Sequence[CurveReading], current_lr: Optional[float],
         if suggested.median >= divergence_lr:
             confidence = _lower(confidence, LOW)
             warnings.append(SUGGESTION_DIVERGES)
+    trusted = suggested is not None and confidence != NONE
+    by = statistics.mode([r.suggested_by for r in readings if r.suggested_by]
+                         or [None])
     return SweepSummary(
-        suggested_lr=suggested.median if suggested and confidence != NONE else None,
+        suggested_lr=suggested.median if trusted else None,
+        suggested_by=by if trusted else None,
         confidence=confidence,
-        rules={name: spread([r.rules[name].lr for r in readings]) for name in RULES},
+        rules={name: spread([r.rules[name].lr for r in readings])
+               for name in RULES},
         suggested=suggested, divergence=divergence, divergence_lr=divergence_lr,
-        current_lr=current_lr,
-        stability_margin=margin, warnings=tuple(warnings))
+        current_lr=current_lr, stability_margin=margin,
+        warnings=tuple(warnings))
 
 
 def _lower(confidence: str, cap: str) -> str:

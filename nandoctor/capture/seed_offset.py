@@ -65,7 +65,8 @@ class SeedOffset:
 
         return wrap
 
-    def _wrap(self, owner: Any, name: str, wrap: Callable[[Callable], Callable]) -> None:
+    def _wrap(self, owner: Any, name: str,
+              wrap: Callable[[Callable], Callable]) -> None:
         original = getattr(owner, name)
         self._patches.append((owner, name, original))
         setattr(owner, name, wrap(original))

@@ -7,17 +7,15 @@ overwrites it (OneCycleLR) goes on as if the sweep were not there.
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Optional
 
 import torch
 
 from ..plan import Sweep
-from ..sweep import RunawayTracker, scheduled_lr
+from ..sweep import STOP_REASON, RunawayTracker, scheduled_lr
 from .events import EventWriter
 from .seed_offset import SeedOffset
 from .watch import Change, StopRun
-
-STOP_REASON = "sweep_diverged"
 
 
 class LrSweep(Change):

@@ -7,6 +7,7 @@ walks frames only once something is already wrong.
 """
 from __future__ import annotations
 
+import functools
 import math
 import weakref
 from typing import Any, Callable, Iterator, Optional
@@ -37,6 +38,24 @@ _INIT_MODULES = (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d,
                  torch.nn.Conv3d, torch.nn.RNNBase, torch.nn.Embedding)
 _MAX_INIT_RECORDS = 64
 _TOP_MODULES = 3
+
+
+def _quiet(method: Callable) -> Callable:
+    """Run a watch callback with the replay's op checks off: the watch's own
+    statistics (a std over a mask of -inf) are not the user's ops."""
+
+    @functools.wraps(method)
+    def quiet(self: "Watch", *args: Any, **kwargs: Any) -> Any:
+        checker = self.checker
+        if checker is None or checker.busy:
+            return method(self, *args, **kwargs)
+        checker.busy = True
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            checker.busy = False
+
+    return quiet
 
 
 class StopRun(BaseException):
@@ -109,6 +128,7 @@ class Watch:
         self._optimizers: list[weakref.ref] = []
         self._roots: "weakref.WeakSet[torch.nn.Module]" = weakref.WeakSet()
         self._names: dict[int, str] = {}
+        self._module_names: dict[int, str] = {}
         self._loss_sites: dict[str, Optional[dict]] = {}
         self._in_loss_module = 0
         self._hand_params: Optional[list[torch.Tensor]] = None
@@ -235,6 +255,7 @@ class Watch:
         self.events.emit("nonfinite", **event)
         self._stop_later(self.step, self.plan.stop_after_nonfinite)
 
+    @_quiet
     def _check(self, tensor: torch.Tensor, phase: str, what: str,
                **extra: Any) -> bool:
         if all_finite(tensor):
@@ -261,6 +282,7 @@ class Watch:
         elif self._sampled and isinstance(module, _SATURATING) and is_float(output):
             self._record_saturation(module, output)
 
+    @_quiet
     def root_input(self, module: torch.nn.Module, args: tuple) -> Optional[tuple]:
         cls = type(module).__name__
         if is_loss_module(module):
@@ -278,6 +300,7 @@ class Watch:
             self._check(tensor, "input", f"input{where} of {cls}", module=cls)
         return self.change.root_input(module, args)
 
+    @_quiet
     def root_output(self, module: torch.nn.Module, output: Any) -> None:
         cls = type(module).__name__
         if is_loss_module(module):
@@ -314,6 +337,7 @@ class Watch:
             self._check(output, "loss", f"output of {fn}", function=fn)
         return output
 
+    @_quiet
     def _watch_likelihood(self, name: str, args: tuple, kwargs: dict,
                           output: torch.Tensor) -> None:
         """A likelihood loss below zero means its input was not what it needs."""
@@ -328,6 +352,7 @@ class Watch:
 
     # -- backward and update ----------------------------------------------
 
+    @_quiet
     def before_backward(self, loss: torch.Tensor) -> None:
         hand = self.primary() is None
         if hand and self._backwards:
@@ -347,6 +372,7 @@ class Watch:
         if self.checker is not None:
             self.checker.backward_begins()
 
+    @_quiet
     def after_backward(self) -> None:
         if self.checker is not None:
             self.checker.backward_ends()
@@ -361,6 +387,7 @@ class Watch:
                 return bool(p.grad.detach().any())
         return False if params else None
 
+    @_quiet
     def before_update(self, optimizer: torch.optim.Optimizer) -> None:
         if optimizer is not self.primary():
             return
@@ -373,6 +400,7 @@ class Watch:
         self._grad["lrs"] = [g.get("lr") for g in optimizer.param_groups]
         self._update_ratio()
 
+    @_quiet
     def after_update(self, optimizer: torch.optim.Optimizer) -> None:
         if optimizer is not self.primary():
             return
@@ -443,14 +471,25 @@ class Watch:
                     self._names.setdefault(id(p), prefix + name)
         return self._names.get(id(param), f"tensor{tuple(param.shape)}")
 
+    def _module_name(self, param: torch.Tensor) -> str:
+        """The module holding a parameter; kept once the parameter has a name,
+        as this runs for every parameter on every step."""
+        module = self._module_names.get(id(param))
+        if module is None:
+            module = self._name(param).rpartition(".")[0] or "(top level)"
+            if id(param) in self._names:
+                self._module_names[id(param)] = module
+        return module
+
     def _top_modules(self, params: list[torch.Tensor], norms: list[float]) -> list:
         per_module: dict[str, float] = {}
         for p, n in zip(params, norms):
-            module = self._name(p).rpartition(".")[0] or "(top level)"
+            module = self._module_name(p)
             per_module[module] = per_module.get(module, 0.0) + n * n
         ranked = sorted(per_module.items(), key=lambda kv: -_sortable(kv[1]))
         return [[m, math.sqrt(sq)] for m, sq in ranked[:_TOP_MODULES]]
 
+    @_quiet
     def _record_init(self, module: torch.nn.Module, output: Any) -> None:
         if not isinstance(module, _INIT_MODULES) or not is_float(output):
             return
@@ -495,6 +534,7 @@ class Watch:
                                "fans": list(fans)})
         return scales
 
+    @_quiet
     def _record_saturation(self, module: torch.nn.Module,
                            output: torch.Tensor) -> None:
         with torch.no_grad():
@@ -530,9 +570,11 @@ def _norms(tensors: list[torch.Tensor]) -> list[float]:
     finite values above ~1e19 overflows float32, so a non-finite norm is
     recomputed in float64 before it is believed.
     """
+    # Under no_grad nothing is recorded, so no detach; stack promotes mixed
+    # dtypes, so one cast of the stack equals a cast of each norm.
     with torch.no_grad():
-        norms = torch._foreach_norm([t.detach() for t in tensors])
-        values = torch.stack([n.float() for n in norms]).tolist()
+        norms = torch._foreach_norm(tensors)
+        values = torch.stack(norms).float().tolist()
         for i, value in enumerate(values):
             if not math.isfinite(value):
                 values[i] = float(tensors[i].detach().double().norm())

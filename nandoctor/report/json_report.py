@@ -61,7 +61,7 @@ def _replay(diagnosis: Diagnosis) -> Any:
 
 
 def _crash(end: dict) -> Any:
-    if end.get("reason") not in ("crashed", "killed"):
+    if end.get("reason") not in ("crashed", "killed", "syntax_error"):
         if not (end.get("reason") == "exit" and end.get("exit_code")):
             return None
     return {k: end.get(k) for k in ("reason", "error", "error_type", "traceback",

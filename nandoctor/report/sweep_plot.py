@@ -2,7 +2,7 @@
 
 Both draw the same things: the loss of each step, the smoothed curve the
 rules read, and a vertical mark at each rate the report names. The y range
-stops at the highest smoothed loss before the divergence, so that the
+stops at the highest smoothed loss up to the divergence, so that the
 run-away tail does not squash the valley into one row.
 """
 from __future__ import annotations
@@ -29,10 +29,11 @@ MATPLOTLIB_MISSING = (
     "'nandoctor[plot]'`) and run again, or leave out --plot: the terminal "
     "chart and --json carry the same curve."
 )
-
+PNG_COLOURS = {"V": "tab:green", "D": "tab:cyan", "M": "tab:blue",
+               "X": "tab:red", "C": "tab:orange"}
 
 Grid = list[list[tuple[str, str]]]  # rows of (character, rich style)
-Place = Callable[[float], int]  # a value to its column or row
+Place = Callable[[float], int]  # a value to its column, or its row
 
 
 @dataclass(frozen=True)
@@ -46,24 +47,27 @@ class Marker:
 def markers(test: RangeTest) -> list[Marker]:
     """A mark for each rule's rate, the divergence and the script's rate."""
     summary = test.summary
-    suggested = rules.VALLEY if summary.rules[rules.VALLEY] else rules.STEEPEST
     found: list[Marker] = []
     for letter, name in (("V", rules.VALLEY), ("D", rules.STEEPEST),
                          ("M", rules.MIN_DIV_10)):
         value = summary.rules[name]
         if value is not None:
-            style = "bold green" if name == suggested and summary.suggested_lr else "cyan"
-            found.append(Marker(letter, words.RULE_NAMES[name], value.median, style))
+            chosen = name == summary.suggested_by
+            found.append(Marker(letter, words.RULE_NAMES[name], value.median,
+                                "bold green" if chosen else "cyan"))
     if summary.divergence_lr is not None:
-        found.append(Marker("X", "divergence", summary.divergence_lr, "bold red"))
+        found.append(Marker("X", "divergence", summary.divergence_lr,
+                            "bold red"))
     if summary.current_lr:
-        found.append(Marker("C", "script's rate", summary.current_lr, "bold yellow"))
+        found.append(Marker("C", "script's rate", summary.current_lr,
+                            "bold yellow"))
     return found
 
 
 def y_range(reading: CurveReading) -> tuple[float, float]:
-    shown = [p for p in reading.points if reading.divergence_step is None
-             or p.step <= reading.divergence_step] or reading.points
+    end = reading.divergence_step
+    shown = [p for p in reading.points
+             if end is None or p.step <= end] or reading.points
     low = min(min(p.loss for p in shown), min(p.smoothed for p in shown))
     high = max(p.smoothed for p in shown)
     if high - low < 1e-12 * max(1.0, abs(high)):
@@ -74,9 +78,9 @@ def y_range(reading: CurveReading) -> tuple[float, float]:
 def text_chart(reading: CurveReading, marks: list[Marker], width: int,
                height: int = CHART_HEIGHT) -> Text:
     """The curve on a grid of characters; x is log10(lr)."""
-    columns = max(20, width - LABEL_WIDTH - 1)
     if not reading.points:
         return Text("(no finite loss to draw)", style="dim")
+    columns = max(20, width - LABEL_WIDTH - 1)
     xs = [math.log10(p.lr) for p in reading.points]
     x_low, x_high = min(xs), max(max(xs), min(xs) + 1e-9)
     low, high = y_range(reading)
@@ -86,7 +90,8 @@ def text_chart(reading: CurveReading, marks: list[Marker], width: int,
         return min(columns - 1, max(0, round(at)))
 
     def row(value: float) -> int:
-        return min(height - 1, max(0, round((high - value) / (high - low) * (height - 1))))
+        at = (high - value) / (high - low) * (height - 1)
+        return min(height - 1, max(0, round(at)))
 
     grid: Grid = [[(" ", "")] * columns for _ in range(height)]
     for mark in marks:
@@ -95,31 +100,34 @@ def text_chart(reading: CurveReading, marks: list[Marker], width: int,
     _draw_points(grid, reading.points, column, row, high)
     for mark in marks:
         grid[0][column(mark.lr)] = (mark.letter, mark.style)
-    return _frame(grid, low, high, x_low, x_high, column)
+    decades = range(math.ceil(x_low), math.floor(x_high) + 1)
+    return _frame(grid, low, high, decades, column)
 
 
 def _draw_points(grid: Grid, points: list[CurvePoint], column: Place,
                  row: Place, high: float) -> None:
     for p in points:
-        char = CLIPPED if p.loss > high else RAW
-        grid[row(p.loss)][column(p.lr)] = (char, "dim red" if p.loss > high else "dim")
-    for p in points:
+        clipped = p.loss > high
+        grid[row(p.loss)][column(p.lr)] = ((CLIPPED, "dim red") if clipped
+                                           else (RAW, "dim"))
+    for p in points:  # on top of the raw losses: it is what the rules read
         if p.smoothed <= high:
             grid[row(p.smoothed)][column(p.smoothed_lr)] = (SMOOTH, "bold")
 
 
-def _frame(grid: Grid, low: float, high: float, x_low: float, x_high: float,
+def _frame(grid: Grid, low: float, high: float, decades: range,
            column: Place) -> Text:
+    """Y labels at top, middle and bottom; a tick under each power of ten."""
     height, columns = len(grid), len(grid[0])
     labels = {0: high, height // 2: (high + low) / 2, height - 1: low}
     text = Text()
     for r, cells in enumerate(grid):
         label = f"{labels[r]:.4g}" if r in labels else ""
-        text.append(f"{label:>{LABEL_WIDTH - 1}} " + ("┤" if label else "│"), "dim")
+        axis = "┤" if label else "│"
+        text.append(f"{label:>{LABEL_WIDTH - 1}} {axis}", "dim")
         for char, style in cells:
             text.append(char, style)
         text.append("\n")
-    decades = range(math.ceil(x_low), math.floor(x_high) + 1)
     ticks = {column(10.0 ** d): f"1e{d:+03d}" for d in decades}
     axis = "".join("┬" if c in ticks else "─" for c in range(columns))
     text.append(" " * LABEL_WIDTH + "└" + axis + "\n", "dim")
@@ -153,27 +161,26 @@ def require_matplotlib() -> None:
 
 def write_png(test: RangeTest, path: Path) -> None:
     require_matplotlib()
+    # The object API with the Agg canvas: no pyplot state, no display needed.
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=(8, 4.5), dpi=120)
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()
-    reading = test.repeats[0].reading
     for repeat in test.repeats[1:]:
         points = repeat.reading.points
         axes.plot([p.smoothed_lr for p in points], [p.smoothed for p in points],
                   color="0.6", linewidth=0.8)
-    axes.plot([p.lr for p in reading.points], [p.loss for p in reading.points],
-              ".", color="0.55", markersize=3, label="loss")
-    axes.plot([p.smoothed_lr for p in reading.points],
-              [p.smoothed for p in reading.points], color="black", label="smoothed")
-    colours = {"V": "tab:green", "D": "tab:cyan", "M": "tab:blue",
-               "X": "tab:red", "C": "tab:orange"}
+    points = test.repeats[0].reading.points
+    axes.plot([p.lr for p in points], [p.loss for p in points], ".",
+              color="0.55", markersize=3, label="loss")
+    axes.plot([p.smoothed_lr for p in points], [p.smoothed for p in points],
+              color="black", label="smoothed")
     for mark in markers(test):
-        axes.axvline(mark.lr, color=colours[mark.letter], linestyle="--",
+        axes.axvline(mark.lr, color=PNG_COLOURS[mark.letter], linestyle="--",
                      linewidth=1, label=f"{mark.label} {words.rate(mark.lr)}")
-    low, high = y_range(reading) if reading.points else (0.0, 1.0)
+    low, high = y_range(test.repeats[0].reading)
     pad = 0.05 * (high - low)
     axes.set_ylim(low - pad, high + pad)
     axes.set_xscale("log")
@@ -185,4 +192,5 @@ def write_png(test: RangeTest, path: Path) -> None:
     try:
         figure.savefig(path)
     except OSError as exc:
-        raise NandoctorError(f"{path}: cannot be written ({exc.strerror}).") from None
+        raise NandoctorError(f"{path}: cannot be written "
+                             f"({exc.strerror}).") from None

@@ -49,7 +49,8 @@ def chart(test: RangeTest, width: int) -> Panel:
     for mark in marks:
         legend.append(f"{mark.letter}", style=mark.style)
         legend.append(f" {mark.label}  ")
-    return Panel(Group(body, legend), title="loss against learning rate (log scale)")
+    return Panel(Group(body, legend),
+                 title="loss against learning rate (log scale)")
 
 
 def numbers(test: RangeTest) -> Table:
@@ -58,7 +59,8 @@ def numbers(test: RangeTest) -> Table:
     table.add_column("")
     table.add_column("learning rate", justify="right")
     if several:
-        table.add_column(f"min … max ({len(test.repeats)} repeats)", justify="right")
+        table.add_column(f"min … max ({len(test.repeats)} repeats)",
+                         justify="right")
     table.add_column("read as")
     for label, value, span, how in _rows(test):
         table.add_row(label, value, *([span] if several else []), how)
@@ -74,7 +76,7 @@ def _rows(test: RangeTest) -> list[Row]:
     for name in rules.RULES:
         value = summary.rules[name]
         label = Text(words.RULE_NAMES[name])
-        if summary.suggested_lr and name == _suggesting_rule(test):
+        if name == summary.suggested_by:
             label.stylize("bold green")
             label.append(" (suggested)")
         rows.append((label, words.rate(value.median if value else None),
@@ -87,24 +89,22 @@ def _rows(test: RangeTest) -> list[Row]:
     return rows
 
 
-def _suggesting_rule(test: RangeTest) -> str:
-    return rules.VALLEY if test.summary.rules[rules.VALLEY] else rules.STEEPEST
-
-
 def _divergence_rows(test: RangeTest) -> list[Row]:
     summary, confirmation = test.summary, test.confirmation
-    swept = words.rate(summary.divergence.median if summary.divergence else None)
-    spread = _span(summary.divergence)
+    spread = summary.divergence
+    swept = words.rate(spread.median if spread else None)
     if confirmation is None or not confirmation.bracket.high_verified:
-        return [(Text("divergence"), swept, spread, "the swept loss runs away")]
+        return [(Text("divergence"), swept, _span(spread),
+                 "the swept loss runs away")]
     bracket = confirmation.bracket
-    runs = f"{len(confirmation.runs)} constant-rate runs of {confirmation.horizon} steps"
+    runs = (f"{len(confirmation.runs)} constant-rate runs of "
+            f"{confirmation.horizon} steps")
     rows = [(Text("divergence"), words.rate(bracket.high), "",
              f"lowest to diverge in {runs}")]
     if bracket.low_verified:
         rows.append((Text("largest stable rate"), words.rate(bracket.low), "",
                      "highest to stay stable in them"))
-    rows.append((Text("divergence in the sweep"), swept, spread,
+    rows.append((Text("divergence in the sweep"), swept, _span(spread),
                  "the swept loss runs away: an upper bound"))
     return rows
 
@@ -123,8 +123,10 @@ def _caption(test: RangeTest) -> str:
     if reading.depth_in_noise is not None:
         parts.append(f"valley depth {reading.depth_in_noise:.3g}x noise")
     if reading.rules_spread is not None:
-        parts.append(f"rules within {reading.rules_spread:.2f} decades")
-    seconds = test.seconds + (test.confirmation.seconds if test.confirmation else 0)
+        parts.append(f"rules span {reading.rules_spread:.2f} decades")
+    seconds = test.seconds
+    if test.confirmation is not None:
+        seconds += test.confirmation.seconds
     parts.append(f"{seconds:.1f} s")
     return " · ".join(parts)
 

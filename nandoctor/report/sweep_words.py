@@ -41,8 +41,10 @@ def margin(test: RangeTest) -> tuple[str, str]:
     if value is None:
         return "—", "script's rate / divergence rate"
     if value >= 1:
-        return f"{value:.2g}", f"the script's rate is {times(value)} the divergence rate"
-    return f"{value:.2g}", f"the script's rate is {times(1 / value)} below divergence"
+        meaning = f"the script's rate is {times(value)} the divergence rate"
+    else:
+        meaning = f"the script's rate is {times(1 / value)} below divergence"
+    return f"{value:.2g}", meaning
 
 
 def times(factor: float) -> str:
@@ -55,8 +57,8 @@ def warnings(test: RangeTest) -> list[tuple[str, str]]:
 
 
 def warning(code: str, test: RangeTest) -> str:
-    reading = next((r.reading for r in test.repeats if code in r.reading.warnings),
-                   test.repeats[0].reading)
+    reading = next((r.reading for r in test.repeats
+                    if code in r.reading.warnings), test.repeats[0].reading)
     summary = test.summary
     if code == rules.EARLY_NONFINITE:
         step = reading.nonfinite_step
@@ -81,9 +83,10 @@ def warning(code: str, test: RangeTest) -> str:
         return (f"the rules disagree by {reading.rules_spread:.1f} decades: "
                 "read the curve before choosing.")
     if code == rules.NO_DIVERGENCE:
-        return (f"the loss did not run away up to {rate(test.sweep.end_lr)}: the "
-                "divergence rate lies above the range (raise --end-lr), or "
-                f"below {test.sweep.divergence_factor:g}x the best loss.")
+        return (f"the loss did not run away up to {rate(test.sweep.end_lr)}: "
+                "the divergence lies above the range (raise --end-lr), or the "
+                f"loss stays under {test.sweep.divergence_factor:g}x its best "
+                "(lower sweep.divergence_factor).")
     if code == rules.REPEATS_DISAGREE:
         width = summary.suggested.decades if summary.suggested else math.nan
         return (f"the repeats' suggestions span {width:.1f} decades: the curve "
