@@ -20,6 +20,8 @@ from .runner import PassResult
 BASELINE = "baseline"
 _NODE_SUFFIX = re.compile(r"Backward\d*$")
 _LOW_PRECISION = ("float16", "bfloat16")
+# exp overflows float16 above ~11 and float32 above ~88.
+_EXP_GUARD_FROM = 10.0
 
 
 def horizon(bad_step: int, settings: ProbeSettings) -> int:
@@ -34,13 +36,29 @@ def guard_target(evidence: Evidence) -> Optional[tuple[str, Optional[str], int]]
     phase = (evidence.first_event or {}).get("phase")
     if backward and (phase == "backward" or not forward):
         op = _NODE_SUFFIX.sub("", backward.get("node") or "").lower()
-        if op in GUARDABLE_OPS and backward.get("forward_line"):
+        operands = backward.get("forward_inputs") or []
+        if op in GUARDABLE_OPS and backward.get("forward_line") and _at_edge(
+                op, operands):
             return f"aten.{op}", backward.get("forward_file"), backward["forward_line"]
     if forward and forward.get("site"):
         op = forward["op"].removeprefix("aten.")
-        if op in GUARDABLE_OPS:
+        if op in GUARDABLE_OPS and _at_edge(op, forward.get("inputs") or []):
             return forward["op"], forward["site"]["file"], forward["site"]["line"]
     return None
+
+
+def _at_edge(op: str, operands: list[dict]) -> bool:
+    """The operands sit where the op breaks (a zero, a negative, a huge exp
+    argument): a guard can help there, and only there."""
+    if not operands:
+        return False
+    if op == "exp":
+        return (operands[0].get("max") or 0) > _EXP_GUARD_FROM
+    if op in ("acos", "asin", "atanh"):
+        return (operands[0].get("max") or 0) >= 1 or (operands[0].get("min") or 0) <= -1
+    checked = operands[1:2] if op == "div" else operands[:1]
+    return any(s.get("zeros") or s.get("negatives") or s.get("tiny")
+               for s in checked)
 
 
 def uses_low_precision(evidence: Evidence) -> bool:

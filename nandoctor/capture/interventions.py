@@ -133,6 +133,17 @@ class ProbeChange(Change):
                 group["lr"] = group["lr"] * probe.lr_factor
         return False
 
+    def hand_gradients(self, params: list[torch.Tensor]) -> None:
+        # A hand-written update is p -= lr * grad: scaling the gradient is
+        # scaling the rate, and clipping works the same as with an optimizer.
+        grads = [p.grad for p in params if p.grad is not None]
+        if self.probe.clip_norm is not None and grads:
+            torch.nn.utils.clip_grad_norm_(
+                [p for p in params if p.grad is not None], self.probe.clip_norm)
+        if self.probe.lr_factor != 1.0:
+            with torch.no_grad():
+                torch._foreach_mul_(grads, self.probe.lr_factor)
+
     def after_update(self, optimizer: torch.optim.Optimizer) -> None:
         # Put the script's (or its scheduler's) rate back.
         for group, lr in zip(optimizer.param_groups, self._saved_lrs):

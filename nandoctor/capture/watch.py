@@ -82,6 +82,9 @@ class Change:
     def after_update(self, optimizer: torch.optim.Optimizer) -> None:
         pass
 
+    def hand_gradients(self, params: list[torch.Tensor]) -> None:
+        """Without an optimizer: the gradients the script will apply by hand."""
+
     def after_step(self, step: int, loss: Optional[float]) -> None:
         pass
 
@@ -378,6 +381,7 @@ class Watch:
             self.checker.backward_ends()
         if self.primary() is None and self._hand_params:
             self._measure_grads(self._hand_params, lrs=[])
+            self.change.hand_gradients(self._hand_params)
 
     def _grads_left_over(self, hand: bool) -> Optional[bool]:
         """True when .grad still holds the gradient of the previous step."""

@@ -8,12 +8,16 @@ from ..evidence import Evidence, ProbeOutcome
 from ..findings import Fix, Location
 
 _NODE_SUFFIX = re.compile(r"Backward\d*$")
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 
 
 def op_name(producer: dict) -> str:
-    """`log` for aten.log, and for a backward node `SqrtBackward0` -> `sqrt`."""
-    if producer.get("node"):
-        return _NODE_SUFFIX.sub("", producer["node"]).lower()
+    """`log` for aten.log; for a backward node the forward op's name:
+    `SqrtBackward0` -> `sqrt`, `LinalgVectorNormBackward0` -> `linalg_vector_norm`."""
+    node = producer.get("node")
+    if node:
+        name = _CAMEL.sub("_", _NODE_SUFFIX.sub("", node)).lower()
+        return name.replace("log1_p", "log1p")
     return (producer.get("op") or "").removeprefix("aten.")
 
 

@@ -22,13 +22,17 @@ FP16_MAX = 65504.0
 EXP_LIMIT = {"float32": 88.72, "float64": 709.78, "float16": 11.09,
              "bfloat16": 88.72}
 LOG_OPS = {"log", "log2", "log10", "log1p", "xlogy", "log_sigmoid_forward"}
-DIV_OPS = {"div", "true_divide", "reciprocal", "remainder", "fmod"}
+DIV_OPS = {"div", "true_divide", "reciprocal", "remainder", "fmod", "atan2"}
+# Bessel's correction divides by N - 1: zero for a single value.
+SPREAD_OPS = {"std", "var", "std_mean", "var_mean"}
 ROOT_OPS = {"sqrt", "rsqrt", "pow", "norm", "linalg_vector_norm"}
 DOMAIN_OPS = {"acos", "asin", "atanh", "acosh"}
 SOFTMAX_OPS = {"softmax", "_softmax", "log_softmax", "_log_softmax"}
 REDUCTION_OPS = {"nll_loss_forward", "nll_loss2d_forward", "mean", "nll_loss",
                  "cross_entropy_loss", "nanmean"}
 LOW_PRECISION = ("float16", "bfloat16")
+# Operands this large have lost all headroom: products and squares overflow.
+HUGE = 1e30
 
 CODES = {
     Cause.LOG_OF_NONPOSITIVE: "ND101",
@@ -93,6 +97,8 @@ def _classify(ev: Evidence, p: dict) -> Optional[Finding]:
             return _root_at_zero(ev, p, first, backward)
     if op in DOMAIN_OPS:
         return _domain(ev, p, first, f"{op} outside its domain")
+    if op in SPREAD_OPS and out.get("nan") and not backward:
+        return _single_value_spread(ev, p, first)
     if op in REDUCTION_OPS and out.get("nan") and not out.get("posinf"):
         return _empty_reduction(ev, p, ins)
     return _overflow(ev, p, out)
@@ -209,6 +215,18 @@ def _root_at_zero(ev: Evidence, p: dict, arg: dict, backward: bool) -> Finding:
     return _finding(ev, p, Cause.SQRT_OR_POW_AT_ZERO, title, 0.85, evidence, fixes)
 
 
+def _single_value_spread(ev: Evidence, p: dict, arg: dict) -> Finding:
+    evidence = [f"{where(p)} returned NaN from finite inputs ({arg.get('numel')} "
+                "values): with Bessel's correction the spread of a single value "
+                "divides by N - 1 = 0"]
+    fixes = [Fix(text="Use the population statistic or guard single-sample "
+                      "batches", code="x.std(dim, unbiased=False)"),
+             Fix(text="Or drop the last, incomplete batch",
+                 code="DataLoader(..., drop_last=True)")]
+    return _finding(ev, p, Cause.DIVISION_BY_ZERO,
+                    "standard deviation of a single value", 0.75, evidence, fixes)
+
+
 def _domain(ev: Evidence, p: dict, arg: dict, what: str) -> Finding:
     evidence = [f"{where(p)}: input min {number(arg.get('min'))}, max "
                 f"{number(arg.get('max'))}"]
@@ -276,12 +294,13 @@ def _optimizer(ev: Evidence, p: dict, out: dict) -> Finding:
 
 
 def _overflow(ev: Evidence, p: dict, out: dict) -> Optional[Finding]:
-    if not (out.get("posinf") or out.get("neginf") or out.get("nan")):
-        return None
     dtype = out.get("dtype", "")
     ins = operands(p)
     biggest = max((abs(s.get(k) or 0) for s in ins for k in ("min", "max")),
                   default=0.0)
+    infinite = out.get("posinf") or out.get("neginf")
+    if not infinite and biggest < HUGE:
+        return None  # a NaN from moderate values: not an overflow; say nothing
     if dtype in LOW_PRECISION:
         evidence = [f"{where(p)} computed in {dtype} from finite inputs (largest "
                     f"|value| {number(biggest)}); its result exceeds "

@@ -16,6 +16,10 @@ _TARGET_ERRORS = re.compile(
     re.IGNORECASE)
 
 
+# BCELoss on raw scores: torch refuses inputs outside [0, 1].
+_PROBABILITY_ERRORS = re.compile(r"input.*should be between 0 and 1", re.IGNORECASE)
+
+
 def check(ev: Evidence) -> list[Finding]:
     findings = []
     crash = _crash(ev)
@@ -67,6 +71,14 @@ def _crash(ev: Evidence):
     error = end.get("error") or f"exit code {end.get('exit_code')}"
     site = end.get("site") or {}
     location = Location(file=site.get("file"), line=site.get("line"))
+    if _PROBABILITY_ERRORS.search(error):
+        return Finding(
+            code="ND203", cause=Cause.MISSING_ACTIVATION,
+            title="BCELoss got values outside [0, 1]: the sigmoid is missing",
+            severity=Severity.ERROR, confidence=0.8, location=location,
+            step=len(ev.watch.steps), evidence=(error,),
+            fixes=(Fix(text="Feed the logits to `nn.BCEWithLogitsLoss()` instead "
+                            "(it applies the sigmoid in a stable way)"),))
     if _TARGET_ERRORS.search(error):
         return Finding(
             code=CODES[Cause.BAD_TARGET], cause=Cause.BAD_TARGET,
