@@ -22,7 +22,7 @@ from .exitcodes import ExitCode
 from .findings import Finding
 from .plan import Plan
 from .rules import rank, run_rules
-from .runner import Interrupted, PassResult, run_pass
+from .runner import Interrupted, Launcher, PassResult, run_pass
 
 ProgressCallback = Callable[[str, dict], None]
 
@@ -139,20 +139,23 @@ def diagnose(
     plan = base_plan(target, settings, threads)
     seconds: dict[str, float] = {}
 
-    try:
-        watch = _run("watch", plan, settings, notify)
-    except Interrupted as stop:  # Ctrl-C: report what the watch saw so far
-        watch = stop.partial
-    seconds["watch"] = watch.seconds
-    evidence = Evidence(script=str(target.script), watch=watch)
-    _refuse_if_not_training(target, watch, settings.timeout)
-
-    interrupted = watch.reason == "interrupted"
-    if evidence.bad_step is not None and not interrupted:
+    with Launcher() as launcher:
         try:
-            seconds.update(_explain(plan, evidence, settings, notify, probes))
-        except (Interrupted, KeyboardInterrupt):  # the watch's evidence stands
-            interrupted = True
+            watch = _run("watch", plan, settings,
+                         _prepare_on_failure(notify, launcher, threads), launcher)
+        except Interrupted as stop:  # Ctrl-C: report what the watch saw so far
+            watch = stop.partial
+        seconds["watch"] = watch.seconds
+        evidence = Evidence(script=str(target.script), watch=watch)
+        _refuse_if_not_training(target, watch, settings.timeout)
+
+        interrupted = watch.reason == "interrupted"
+        if evidence.bad_step is not None and not interrupted:
+            try:
+                seconds.update(_explain(plan, evidence, settings, notify, probes,
+                                        launcher))
+            except (Interrupted, KeyboardInterrupt):  # the watch's evidence stands
+                interrupted = True
 
     findings = rank(run_rules(evidence))
     status = STATUS_INTERRUPTED if interrupted else _status(watch)
@@ -161,11 +164,28 @@ def diagnose(
                      seconds=seconds)
 
 
-def _run(name: str, plan: Plan, settings: Settings,
-         notify: ProgressCallback) -> PassResult:
+def _prepare_on_failure(notify: ProgressCallback, launcher: Launcher,
+                        threads: int) -> ProgressCallback:
+    """Start the replay's child (and the first probe's) as soon as the watch
+    sees the failure: they import torch while the watch finishes."""
+    prepared = []
+
+    def relay(stage: str, info: dict) -> None:
+        if not prepared and info.get("event") in ("nonfinite", "divergence"):
+            prepared.append(True)
+            launcher.prepare(threads)
+            launcher.prepare(probe_runs.PROBE_THREADS)
+        notify(stage, info)
+
+    return relay
+
+
+def _run(name: str, plan: Plan, settings: Settings, notify: ProgressCallback,
+         launcher: Optional[Launcher] = None) -> PassResult:
     notify("start", {"pass": name, "max_steps": plan.max_steps})
     result = run_pass(name, plan, settings.timeout,
-                      on_event=lambda event: notify("event", event))
+                      on_event=lambda event: notify("event", event),
+                      launcher=launcher)
     notify("done", {"pass": name, "seconds": result.seconds})
     if result.reason == "internal":
         raise _internal_error(name, result)
@@ -233,7 +253,8 @@ def _replay_plan(plan: Plan, evidence: Evidence, settings: Settings) -> Plan:
 
 
 def _explain(plan: Plan, evidence: Evidence, settings: Settings,
-             notify: ProgressCallback, with_probes: bool) -> dict[str, float]:
+             notify: ProgressCallback, with_probes: bool,
+             launcher: Launcher) -> dict[str, float]:
     """Replay and probes, overlapped: the probes that need no op from the
     replay (baseline, lower rates, clipping) start beside it; the others
     (a guard at the flagged op, precision, data) once it has answered."""
@@ -246,12 +267,15 @@ def _explain(plan: Plan, evidence: Evidence, settings: Settings,
     cancel = threading.Event()
     seconds: dict[str, float] = {}
     started = time.monotonic()
+    if probing:
+        launcher.refill.add(probe_runs.PROBE_THREADS)
     with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
 
         def submit(name: str, job_plan: Plan) -> Future:
             notify("start", {"pass": name, "max_steps": job_plan.max_steps})
             return pool.submit(run_pass, name, job_plan, settings.timeout,
-                               lambda event: notify("event", event), cancel)
+                               lambda event: notify("event", event), cancel,
+                               launcher)
 
         try:
             pending = submit("replay", _replay_plan(plan, evidence, settings)) \

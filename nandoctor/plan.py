@@ -51,6 +51,8 @@ class Plan:
     seed: Optional[int] = 0
     seed_offset: int = 0
     threads: int = 1
+    # Probes run at a lower priority, so a replay beside them keeps its pace.
+    nice: int = 0
     max_steps: Optional[int] = None
     stop_after_nonfinite: Optional[int] = 10
     # A finite runaway usually overflows later: keep going to see where.

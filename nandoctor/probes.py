@@ -18,6 +18,9 @@ from .plan import GUARDABLE_OPS, Plan, Probe
 from .runner import PassResult
 
 BASELINE = "baseline"
+# Probes run one thread each, side by side; the baseline shares the setting.
+PROBE_THREADS = 1
+PROBE_NICE = 10
 _NODE_SUFFIX = re.compile(r"Backward\d*$")
 _LOW_PRECISION = ("float16", "bfloat16")
 # exp overflows float16 above ~11 and float32 above ~88.
@@ -137,7 +140,8 @@ def probe_plan(base: Plan, probe: Optional[Probe], until: int) -> Plan:
     tolerant = probe is not None and (probe.skip_nonfinite_steps
                                       or probe.drop_nonfinite_samples)
     return replace(
-        base, threads=1, max_steps=until, probe=probe, check_steps=[],
+        base, threads=PROBE_THREADS, nice=PROBE_NICE, max_steps=until,
+        probe=probe, check_steps=[],
         check_data=False,
         # A probe's verdict is clear at its first non-finite step, except for
         # those that step over bad batches: they must show training goes on.

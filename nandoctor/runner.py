@@ -72,18 +72,82 @@ class Interrupted(Exception):
         self.partial = partial
 
 
+@dataclass
+class _Child:
+    """A started child: torch imported, waiting for its plan on stdin."""
+
+    workdir: Path
+    process: subprocess.Popen
+    threads: int
+
+    @property
+    def events_file(self) -> Path:
+        return self.workdir / "events.jsonl"
+
+    @property
+    def log_file(self) -> Path:
+        return self.workdir / "output.log"
+
+    def discard(self) -> None:
+        _kill_group(self.process)
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+class Launcher:
+    """Starts children, some of them ahead of need.
+
+    Importing torch is most of a short pass's start-up; a child started while
+    the previous pass runs has done it by the time its plan arrives.
+    """
+
+    def __init__(self) -> None:
+        self._ready: list[_Child] = []
+        self._lock = threading.Lock()
+        # Thread counts for which a taken child is replaced at once: while
+        # probes run, the next one is always ready.
+        self.refill: set[int] = set()
+
+    def prepare(self, threads: int, count: int = 1) -> None:
+        started = [_spawn(threads) for _ in range(count)]
+        with self._lock:
+            self._ready += started
+
+    def take(self, threads: int) -> _Child:
+        with self._lock:
+            ready = next((c for c in self._ready if c.threads == threads
+                          and c.process.poll() is None), None)
+            if ready is not None:
+                self._ready.remove(ready)
+        if threads in self.refill:
+            self.prepare(threads)
+        return ready if ready is not None else _spawn(threads)
+
+    def close(self) -> None:
+        with self._lock:
+            unused, self._ready = self._ready, []
+        for child in unused:
+            child.discard()
+
+    def __enter__(self) -> "Launcher":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
 def run_pass(
     name: str,
     plan: Plan,
     timeout: Optional[float],
     on_event: Optional[EventCallback] = None,
     cancel: Optional[threading.Event] = None,
+    launcher: Optional[Launcher] = None,
 ) -> PassResult:
-    workdir = Path(tempfile.mkdtemp(prefix="nandoctor-"))
+    child = launcher.take(plan.threads) if launcher else _spawn(plan.threads)
     try:
-        return _run_in(workdir, name, plan, timeout, on_event, cancel)
+        return _run_in(child, name, plan, timeout, on_event, cancel)
     finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+        shutil.rmtree(child.workdir, ignore_errors=True)
 
 
 def run_passes(
@@ -109,9 +173,22 @@ def run_passes(
             raise
 
 
-def _child_env(plan: Plan) -> dict[str, str]:
+def _spawn(threads: int) -> _Child:
+    workdir = Path(tempfile.mkdtemp(prefix="nandoctor-"))
+    events_file = workdir / "events.jsonl"
+    events_file.touch()
+    with open(workdir / "output.log", "wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "nandoctor.capture", str(events_file)],
+            stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT,
+            env=_child_env(threads), start_new_session=True,
+        )
+    return _Child(workdir=workdir, process=process, threads=threads)
+
+
+def _child_env(threads_count: int) -> dict[str, str]:
     env = dict(os.environ)
-    threads = str(plan.threads)
+    threads = str(threads_count)
     # The same thread settings in every pass: on CPU they decide the numbers.
     env.update(OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads,
                PYTHONHASHSEED="0")
@@ -121,21 +198,22 @@ def _child_env(plan: Plan) -> dict[str, str]:
     return env
 
 
-def _run_in(workdir: Path, name: str, plan: Plan, timeout: Optional[float],
-            on_event: Optional[EventCallback],
+def _send_plan(process: subprocess.Popen, plan: Plan) -> None:
+    try:
+        process.stdin.write((plan.to_json() + "\n").encode())
+        process.stdin.close()
+    except (BrokenPipeError, OSError):
+        pass  # it died before its plan came: reported as an unreported end
+
+
+def _run_in(started_child: _Child, name: str, plan: Plan,
+            timeout: Optional[float], on_event: Optional[EventCallback],
             cancel: Optional[threading.Event]) -> PassResult:
-    plan_file, events_file = workdir / "plan.json", workdir / "events.jsonl"
-    plan.write(plan_file)
-    events_file.touch()
     result = PassResult(name=name, plan=plan)
     started = time.monotonic()
-    with open(workdir / "output.log", "wb") as log, open(events_file) as feed:
-        child = subprocess.Popen(
-            [sys.executable, "-m", "nandoctor.capture", str(plan_file),
-             str(events_file)],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            env=_child_env(plan), start_new_session=True,
-        )
+    child = started_child.process
+    _send_plan(child, plan)
+    with open(started_child.events_file) as feed:
         try:
             timed_out = _follow(child, feed, result, started, timeout, on_event,
                                 cancel)
@@ -147,7 +225,7 @@ def _run_in(workdir: Path, name: str, plan: Plan, timeout: Optional[float],
             raise Interrupted(result) from None
         _drain(feed, result, on_event)
     result.seconds = time.monotonic() - started
-    result.output_tail = _tail(workdir / "output.log")
+    result.output_tail = _tail(started_child.log_file)
     if not result.end:
         result.end = _unreported_end(child.returncode, timed_out)
     return result

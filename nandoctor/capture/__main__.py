@@ -1,8 +1,11 @@
-"""Child entry point: `python -m nandoctor.capture PLAN EVENTS`."""
+"""Child entry point: `python -m nandoctor.capture EVENTS`, the plan on stdin.
+
+The child imports torch first and only then waits for its plan, so the
+parent can start it ahead of need while another pass runs.
+"""
 import os
 import sys
 import traceback
-from pathlib import Path
 
 from ..plan import Plan
 from .child import run
@@ -10,8 +13,17 @@ from .events import EventWriter
 
 
 def main() -> None:
-    plan = Plan.from_json(Path(sys.argv[1]).read_text())
-    events = EventWriter(open(sys.argv[2], "w", buffering=1 << 16))
+    # Every optimizer's constructor imports torch._dynamo (seconds): do it
+    # while waiting, as the user's script would do it anyway.
+    import torch._dynamo  # noqa: F401
+
+    text = sys.stdin.readline()
+    if not text.strip():
+        os._exit(0)  # started ahead of need and not needed after all
+    plan = Plan.from_json(text)
+    # The script gets no input, as it would under a scheduler: input() fails fast.
+    os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+    events = EventWriter(open(sys.argv[1], "w", buffering=1 << 16))
     try:
         run(plan, events)
     except BaseException as exc:  # run() reports the script's own errors: ours
