@@ -228,7 +228,8 @@ def lr_sweep(
     script_args: Optional[list[str]] = typer.Argument(
         None, help="The script's own arguments (after the script name or `--`)."),
     config: Optional[Path] = typer.Option(
-        None, "--config", "-c", help="YAML config (default: ./nandoctor.yaml if present)."),
+        None, "--config", "-c",
+        help="YAML config (default: ./nandoctor.yaml if present)."),
     start_lr: Optional[float] = typer.Option(None, help="First rate of the sweep."),
     end_lr: Optional[float] = typer.Option(None, help="Last rate of the sweep."),
     steps: Optional[int] = typer.Option(None, help="Steps from start to end rate."),
@@ -238,15 +239,19 @@ def lr_sweep(
         True, "--confirm/--no-confirm", help="Place the divergence with "
         "constant-rate runs below the sweep's (a few more runs)."),
     timeout: Optional[float] = typer.Option(None, help="Seconds one run may take."),
-    seed: Optional[int] = typer.Option(None, help="Seed torch, numpy and random first."),
-    threads: Optional[int] = typer.Option(None, help="torch threads of a single sweep."),
+    seed: Optional[int] = typer.Option(
+        None, help="Seed torch, numpy and random first."),
+    threads: Optional[int] = typer.Option(
+        None, help="torch threads of a single sweep."),
     plot_path: Optional[Path] = typer.Option(
         None, "--plot", help="Write a PNG of the curve here (needs matplotlib)."),
-    json_path: Optional[Path] = typer.Option(None, "--json", help="Write the JSON report here."),
+    json_path: Optional[Path] = typer.Option(
+        None, "--json", help="Write the JSON report here."),
     output_format: str = typer.Option("rich", "--format", help="rich or json."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress on stderr."),
+    quiet: bool = typer.Option(False, "--quiet", "-q",
+                               help="No progress on stderr."),
 ) -> None:
-    """Sweep the learning rate of SCRIPT upwards until the loss runs away; suggest one."""
+    """Sweep SCRIPT's learning rate up until the loss runs away; suggest a rate."""
     from .diagnose import check_target
     from .progress import ProgressReporter
     from .range_test import run_range_test

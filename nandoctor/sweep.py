@@ -88,7 +88,7 @@ class Bracket:
     low_verified: bool = False
     high_verified: bool = False
 
-    def narrowed(self, outcomes: dict[float, bool]) -> "Bracket":
+    def narrowed(self, outcomes: dict[float, bool]) -> Bracket:
         """The bracket after constant-rate runs: rate -> diverged."""
         diverged = [r for r, bad in outcomes.items() if bad and r < self.high]
         high, high_ok = (min(diverged), True) if diverged else (
@@ -458,10 +458,9 @@ def summarize(readings: Sequence[CurveReading], current_lr: Optional[float],
         margin = current_lr / divergence_lr
         if margin >= 1:
             warnings.append(CURRENT_ABOVE_DIVERGENCE)
-    if suggested is not None and divergence_lr is not None:
-        if suggested.median >= divergence_lr:
-            confidence = _lower(confidence, LOW)
-            warnings.append(SUGGESTION_DIVERGES)
+    if suggested and divergence_lr and suggested.median >= divergence_lr:
+        confidence = _lower(confidence, LOW)
+        warnings.append(SUGGESTION_DIVERGES)
     trusted = suggested is not None and confidence != NONE
     by = statistics.mode([r.suggested_by for r in readings if r.suggested_by]
                          or [None])

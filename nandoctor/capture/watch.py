@@ -132,6 +132,7 @@ class Watch:
         self._roots: "weakref.WeakSet[torch.nn.Module]" = weakref.WeakSet()
         self._names: dict[int, str] = {}
         self._module_names: dict[int, str] = {}
+        self._last_finite: tuple[Optional[weakref.ref], int] = (None, 0)
         self._loss_sites: dict[str, Optional[dict]] = {}
         self._in_loss_module = 0
         self._hand_params: Optional[list[torch.Tensor]] = None
@@ -261,12 +262,24 @@ class Watch:
     @_quiet
     def _check(self, tensor: torch.Tensor, phase: str, what: str,
                **extra: Any) -> bool:
-        if all_finite(tensor):
+        if self._finite(tensor):
             return True
         if phase == "input" and is_mask_like(tensor):
             return True  # an additive attention mask: -inf on purpose
         self._nonfinite(phase, what, tensor, **extra)
         return False
+
+    def _finite(self, tensor: torch.Tensor) -> bool:
+        """`all_finite`, skipped for the tensor last found finite if nothing
+        wrote to it since: a model's output, often the largest tensor of a
+        step, is checked again as the prediction entering the loss."""
+        seen, version = self._last_finite
+        if seen is not None and seen() is tensor and tensor._version == version:
+            return True
+        if not all_finite(tensor):
+            return False
+        self._last_finite = (weakref.ref(tensor), tensor._version)
+        return True
 
     # -- modules and losses -----------------------------------------------
 

@@ -21,7 +21,7 @@ class Example:
 
 
 def catalog() -> list[Example]:
-    """The bundled scripts, by name; each summary is its docstring's first line."""
+    """The bundled scripts, each summed up by its docstring's first line."""
     return [
         Example(name=script.stem, path=str(script), summary=_summary(script))
         for script in sorted(_HERE.glob("*.py"))

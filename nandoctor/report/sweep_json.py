@@ -6,8 +6,8 @@ import math
 from typing import Any, Optional
 
 from .. import __version__
-from ..range_test import Confirmation, RangeTest, Repeat
 from ..plan import Sweep
+from ..range_test import Confirmation, RangeTest, Repeat
 from ..sweep import SMOOTHING, Spread, scheduled_lr
 from . import sweep_words as words
 

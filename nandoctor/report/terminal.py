@@ -129,15 +129,13 @@ def probes_table(diagnosis: Diagnosis) -> Table:
                   title_justify="left")
     table.add_column("probe")
     table.add_column("change")
-    table.add_column("first non-finite", justify="right")
+    table.add_column("outcome", justify="right")
     table.add_column("loss first → last", justify="right")
     rows = ([ev.baseline] if ev.baseline else []) + ev.probes
     for p in rows:
-        bad = p.first_nonfinite_step
         table.add_row(
             p.name, p.change,
-            Text(str(bad), style="red") if bad is not None
-            else Text(f"none in {p.steps_run}", style="green"),
+            Text(p.verdict(), style="red" if p.failed or p.crashed else "green"),
             f"{words.number(p.first_loss)} → {words.number(p.final_loss)}",
         )
     return table

@@ -78,7 +78,7 @@ def verified(text: str, code: Optional[str], ev: Evidence,
             failed_at = baseline.first_nonfinite_step if baseline else None
             before = f"; without it step {failed_at}" if failed_at is not None else ""
             return Fix(text=text, code=code, verified_by=name,
-                       verification=f"probe {name}: {probe.summary()}{before}")
+                       verification=f"{probe.summary()}{before}")
     return Fix(text=text, code=code)
 
 

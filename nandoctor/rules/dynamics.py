@@ -66,7 +66,7 @@ def _lr_too_high(ev: Evidence, dyn: signals.Dynamics,
                         f"per step ({number(dyn.first_grad)} -> "
                         f"{number(dyn.last_grad)})")
     if lower is not None:
-        evidence.append(f"probe {lower.name}: {lower.summary()}")
+        evidence.append(lower.summary())
     else:
         evidence.append("no probe confirmed it: a lower rate was not tried or "
                         "still failed")
@@ -109,10 +109,10 @@ def _exploding(ev: Evidence, dyn: signals.Dynamics,
         evidence.append("the model is recurrent: backpropagation through time "
                         "multiplies by the recurrent weights once per time step")
     if clipped is not None:
-        evidence.append(f"probe clip_grad_norm: {clipped.summary()}")
+        evidence.append(clipped.summary())
     lr_probe = ev.probe("lr_x0.1")
     if lr_probe is not None and not lower:
-        evidence.append(f"probe lr_x0.1 did not fix it: {lr_probe.summary()}")
+        evidence.append(f"a lower rate did not fix it: {lr_probe.summary()}")
     fixes = [verified("Clip the gradient norm before each step",
                       "torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)",
                       ev, "clip_grad_norm")]
