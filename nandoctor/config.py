@@ -44,6 +44,7 @@ class ProbeSettings:
     precision: bool = True
     guard: bool = True
     data: bool = True
+    stable_lr: bool = True
     horizon_factor: float = 1.25
     min_horizon: int = 30
     jobs: Optional[int] = None

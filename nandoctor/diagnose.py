@@ -19,7 +19,7 @@ from .config import Settings
 from .errors import NandoctorError
 from .evidence import Evidence
 from .exitcodes import ExitCode
-from .findings import Finding
+from .findings import Cause, Finding
 from .plan import Plan
 from .rules import rank, run_rules
 from .runner import Interrupted, Launcher, PassResult, run_pass
@@ -157,11 +157,40 @@ def diagnose(
             except (Interrupted, KeyboardInterrupt):  # the watch's evidence stands
                 interrupted = True
 
-    findings = rank(run_rules(evidence))
+        findings = rank(run_rules(evidence))
+        if not interrupted and _wants_stable_lr(findings, settings, probes):
+            try:
+                seconds["sweep"] = _find_stable_lr(target, settings, evidence,
+                                                   notify, launcher)
+            except (Interrupted, KeyboardInterrupt):
+                interrupted = True
+            findings = rank(run_rules(evidence))
+
     status = STATUS_INTERRUPTED if interrupted else _status(watch)
     return Diagnosis(target=target, settings=settings, status=status,
                      evidence=evidence, findings=findings, threads=threads,
                      seconds=seconds)
+
+
+def _find_stable_lr(target: Target, settings: Settings, evidence: Evidence,
+                    notify: ProgressCallback, launcher: Launcher) -> float:
+    """State the largest stable rate in an lr_too_high finding; its seconds."""
+    from .range_test import largest_stable_lr  # it builds on this module
+
+    notify("start", {"pass": "sweep"})
+    started = time.monotonic()
+    launcher.refill.add(default_threads(settings))
+    evidence.stable_lr = largest_stable_lr(target, settings, launcher)
+    elapsed = time.monotonic() - started
+    notify("done", {"pass": "sweep", "seconds": elapsed})
+    return elapsed
+
+
+def _wants_stable_lr(findings: list[Finding], settings: Settings,
+                     probes: bool) -> bool:
+    roots = [f for f in findings if f.role == "root"]
+    return (probes and settings.probes.enabled and settings.probes.stable_lr
+            and bool(roots) and roots[0].cause is Cause.LR_TOO_HIGH)
 
 
 def _prepare_on_failure(notify: ProgressCallback, launcher: Launcher,

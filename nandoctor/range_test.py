@@ -20,7 +20,7 @@ from .diagnose import Target, base_plan, default_threads
 from .errors import NandoctorError
 from .exitcodes import ExitCode
 from .plan import Plan, Sweep
-from .runner import PassResult, run_pass, run_passes
+from .runner import Launcher, PassResult, run_pass, run_passes
 from .sweep import (
     STOP_REASON,
     Bracket,
@@ -40,8 +40,8 @@ CONFIRM_PASS = "constant-rate runs"
 STATUS_OK = "ok"
 STATUS_UNRELIABLE = "unreliable"  # ran, but the curve gives no trustworthy rate
 STATUS_CRASHED = "crashed"
-# A largest_stable_lr sweep: enough points to place the divergence within a
-# factor of ~1.6 over the default 8 decades.
+# A largest_stable_lr sweep: a step every ~1.6x over the default 8 decades,
+# fine enough to bound the divergence for the constant-rate runs.
 SHORT_SWEEP_STEPS = 40
 # Constant-rate runs search below the sweep's divergence rate, down to this
 # factor under it, until the bracket is this narrow or the rounds run out.
@@ -128,7 +128,8 @@ def sweep_plan(target: Target, settings: Settings, threads: int,
 
 def run_range_test(target: Target, settings: Settings,
                    progress: Optional[ProgressCallback] = None,
-                   confirm: bool = True) -> RangeTest:
+                   confirm: bool = True,
+                   launcher: Optional[Launcher] = None) -> RangeTest:
     notify = progress or (lambda stage, info: None)
     sweep = _sweep_of(settings.sweep)
     count = settings.sweep.repeats
@@ -139,7 +140,7 @@ def run_range_test(target: Target, settings: Settings,
              for i in range(count)]
     notify("start", {"pass": SWEEP_PASS, "max_steps": sweep.steps})
     started = time.monotonic()
-    results = _run(SWEEP_PASS, plans, settings, notify)
+    results = _run(SWEEP_PASS, plans, settings, notify, launcher)
     seconds = time.monotonic() - started
     notify("done", {"pass": SWEEP_PASS, "seconds": seconds})
 
@@ -152,13 +153,14 @@ def run_range_test(target: Target, settings: Settings,
                      seconds=seconds)
     if confirm and test.crash is None and summary.divergence is not None:
         test.confirmation = _confirm(target, settings, summary.divergence.median,
-                                     sweep, notify)
+                                     sweep, notify, launcher)
         test.summary = summarize([r.reading for r in repeats], current,
                                  _confirmed_divergence(test.confirmation))
     return test
 
 
-def largest_stable_lr(target: Target, settings: Settings) -> Optional[float]:
+def largest_stable_lr(target: Target, settings: Settings,
+                      launcher: Optional[Launcher] = None) -> Optional[float]:
     """The largest constant rate that stayed stable, for `diagnose` to state.
 
     A short sweep (SHORT_SWEEP_STEPS steps over the configured range, one
@@ -172,7 +174,7 @@ def largest_stable_lr(target: Target, settings: Settings) -> Optional[float]:
     sweep = replace(settings.sweep, repeats=1, steps=steps)
     short = replace(settings, sweep=sweep)
     try:
-        test = run_range_test(target, short)
+        test = run_range_test(target, short, launcher=launcher)
     except NandoctorError as exc:
         log.info("no largest stable rate: %s", exc.message)
         return None
@@ -196,15 +198,17 @@ def _sweep_of(settings: SweepSettings) -> Sweep:
 
 
 def _run(name: str, plans: list[Plan], settings: Settings,
-         notify: ProgressCallback) -> list[PassResult]:
+         notify: ProgressCallback,
+         launcher: Optional[Launcher] = None) -> list[PassResult]:
     def on_event(event: dict) -> None:
         notify("event", event)
 
     if len(plans) == 1:
-        return [run_pass(name, plans[0], settings.timeout, on_event)]
+        return [run_pass(name, plans[0], settings.timeout, on_event,
+                         launcher=launcher)]
     jobs = [(f"{name} {i + 1}", plan) for i, plan in enumerate(plans)]
     parallel = min(len(plans), os.cpu_count() or 1)
-    return run_passes(jobs, settings.timeout, parallel, on_event)
+    return run_passes(jobs, settings.timeout, parallel, on_event, launcher)
 
 
 def _read(index: int, sweep: Sweep, result: PassResult) -> Repeat:
@@ -224,7 +228,8 @@ def _read(index: int, sweep: Sweep, result: PassResult) -> Repeat:
 
 
 def _confirm(target: Target, settings: Settings, divergence: float,
-             sweep: Sweep, notify: ProgressCallback) -> Confirmation:
+             sweep: Sweep, notify: ProgressCallback,
+             launcher: Optional[Launcher]) -> Confirmation:
     """Rounds of constant-rate runs in parallel, each round narrowing the
     bracket [divergence / CONFIRM_SPAN, divergence] by the cores' count + 1."""
     cores = max(2, os.cpu_count() or 1)
@@ -240,7 +245,7 @@ def _confirm(target: Target, settings: Settings, divergence: float,
         plans = [sweep_plan(target, settings, 1,
                             replace(sweep, start_lr=rate, end_lr=rate))
                  for rate in rates]
-        results = _run(CONFIRM_PASS, plans, settings, notify)
+        results = _run(CONFIRM_PASS, plans, settings, notify, launcher)
         runs = [_constant_run(rate, r) for rate, r in zip(rates, results)]
         confirmation.runs += runs
         confirmation.bracket = bracket.narrowed({r.lr: r.diverged for r in runs})

@@ -155,6 +155,7 @@ def run_passes(
     timeout: Optional[float],
     parallel: int,
     on_event: Optional[EventCallback] = None,
+    launcher: Optional[Launcher] = None,
 ) -> list[PassResult]:
     """Runs several passes, `parallel` at a time, results in the order given.
 
@@ -163,8 +164,8 @@ def run_passes(
     """
     cancel = threading.Event()
     with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
-        futures = [pool.submit(run_pass, n, p, timeout, on_event, cancel)
-                   for n, p in jobs]
+        futures = [pool.submit(run_pass, n, p, timeout, on_event, cancel,
+                               launcher) for n, p in jobs]
         try:
             return [f.result() for f in futures]
         except KeyboardInterrupt:

@@ -414,7 +414,7 @@ class Watch:
             self.checker.update_begins()
         self._measure_grads(_params_of(optimizer), lrs=None)
         self._skipped_by_change = self.change.before_update(optimizer, self.step)
-        self._grad["lrs"] = [g.get("lr") for g in optimizer.param_groups]
+        self._grad["lrs"] = [_rate(g.get("lr")) for g in optimizer.param_groups]
         self._update_ratio()
 
     @_quiet
@@ -564,6 +564,13 @@ class Watch:
                 "class": type(module).__name__,
                 "saturated": float(saturated.float().mean()),
             })
+
+
+def _rate(lr: Any) -> Optional[float]:
+    """A group's rate as a number (capturable and fused optimizers keep a tensor)."""
+    if isinstance(lr, torch.Tensor):
+        return float(lr)
+    return lr if isinstance(lr, (int, float)) else None
 
 
 def _params_of(optimizer: Optional[torch.optim.Optimizer]) -> list[torch.Tensor]:

@@ -31,13 +31,14 @@ def _nonfinite_batch(ev: Evidence, event: dict) -> Finding:
     evidence = [f"at step {event['step']} the {what} ({event.get('tensor')}) held "
                 f"{plural(bad, 'non-finite value')}"
                 + _rows(layout)]
-    source = ev.producer("data")
+    source = ev.primary_producer()
     if source is not None and source.get("pass") == "entered":
         evidence.append(f"no torch op made them: they were already in the data "
                         f"when {where(source)} turned it into a tensor"
                         + _rows(source.get("layout") or {}, "dataset"))
     elif source is not None:
-        evidence.append(f"they were made during data preparation by {where(source)}")
+        evidence.append(f"they were made by {where(source)} before the model saw "
+                        "the batch")
     if target:
         evidence.append("the predictions were finite: the loss is NaN because of "
                         "the target alone")

@@ -74,11 +74,16 @@ def _lr_too_high(ev: Evidence, dyn: signals.Dynamics,
     if input_std is not None and input_std > UNSCALED_INPUT_STD:
         evidence.append(f"the inputs are not standardised (std {input_std:.3g}); "
                         "unscaled features shrink the largest stable rate")
-    if ev.stable_lr is not None:
-        evidence.append(f"a learning-rate sweep found the loss running away above "
-                        f"lr = {ev.stable_lr:.3g}")
     fixes = [verified("Lower the learning rate (a tenth is a good start)", None,
                       ev, lower.name if lower else "lr_x0.1")]
+    if ev.stable_lr is not None:
+        evidence.append(f"a short learning-rate sweep with fixed-rate runs: the "
+                        f"largest rate that stayed stable is {ev.stable_lr:.3g}")
+        fixes.insert(0, Fix(text=f"Use a learning rate of at most "
+                                 f"{ev.stable_lr:.3g}, with some margin",
+                            verified_by="lr_sweep",
+                            verification="a fixed-rate run at this rate stayed "
+                                         "stable"))
     if input_std is not None and input_std > UNSCALED_INPUT_STD:
         fixes.append(Fix(text="Standardise the inputs (zero mean, unit variance)"))
     fixes.append(Fix(text="Find a safe rate with `nandoctor lr-sweep`"))
