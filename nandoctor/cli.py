@@ -11,7 +11,7 @@ import signal
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
@@ -31,6 +31,26 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+# Arguments and options the commands share.
+Script = Annotated[Optional[str], typer.Argument(
+    help="The training script; everything after it goes to the script.")]
+ScriptArgs = Annotated[Optional[list[str]], typer.Argument(
+    help="The script's own arguments (after the script name or `--`).")]
+ConfigFile = Annotated[Optional[Path], typer.Option(
+    "--config", "-c", help="YAML config (default: ./nandoctor.yaml if present).")]
+MaxSteps = Annotated[Optional[int], typer.Option(
+    help="Stop the run after this many steps.")]
+Timeout = Annotated[Optional[float], typer.Option(help="Seconds one pass may run.")]
+Seed = Annotated[Optional[int], typer.Option(
+    help="Seed torch, numpy and random first.")]
+Threads = Annotated[Optional[int], typer.Option(help="torch threads in every pass.")]
+NoProbes = Annotated[bool, typer.Option(
+    "--no-probes", help="Skip the counterfactual runs.")]
+JsonPath = Annotated[Optional[Path], typer.Option(
+    "--json", help="Write the JSON report here.")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")]
 
 
 def stdout_console() -> Console:
@@ -71,34 +91,41 @@ def apply_overrides(settings: Settings, **values: Any) -> None:
         setattr(settings, key, value)
 
 
+def prepare(config: Optional[Path], script: Optional[str],
+            script_args: Optional[list[str]], seed: Optional[int],
+            **overrides: Any) -> tuple[Settings, Any]:
+    """Settings with the command line's overrides, and the checked script."""
+    from .diagnose import check_target
+
+    settings, script_path, args = resolve(config, script, script_args)
+    apply_overrides(settings, **overrides)
+    if seed is not None:
+        settings.seed = seed
+    return settings, check_target(script_path, args)
+
+
 @app.command(context_settings=SCRIPT_CONTEXT)
 def diagnose(
-    script: Optional[str] = typer.Argument(
-        None, help="The training script; everything after it goes to the script."),
-    script_args: Optional[list[str]] = typer.Argument(
-        None, help="The script's own arguments (after the script name or `--`)."),
-    config: Optional[Path] = typer.Option(
-        None, "--config", "-c", help="YAML config (default: ./nandoctor.yaml if present)."),
-    max_steps: Optional[int] = typer.Option(None, help="Stop the run after this many steps."),
-    timeout: Optional[float] = typer.Option(None, help="Seconds one pass may run."),
-    seed: Optional[int] = typer.Option(None, help="Seed torch, numpy and random first."),
-    threads: Optional[int] = typer.Option(None, help="torch threads in every pass."),
-    no_probes: bool = typer.Option(False, "--no-probes", help="Skip the counterfactual runs."),
-    json_path: Optional[Path] = typer.Option(None, "--json", help="Write the JSON report here."),
-    output_format: str = typer.Option("rich", "--format", help="rich, json or markdown."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress on stderr."),
+    script: Script = None,
+    script_args: ScriptArgs = None,
+    config: ConfigFile = None,
+    max_steps: MaxSteps = None,
+    timeout: Timeout = None,
+    seed: Seed = None,
+    threads: Threads = None,
+    no_probes: NoProbes = False,
+    json_path: JsonPath = None,
+    output_format: Annotated[str, typer.Option(
+        "--format", help="rich, json or markdown.")] = "rich",
+    quiet: Quiet = False,
 ) -> None:
     """Run SCRIPT, find the first non-finite value, and say why it happened."""
-    from .diagnose import check_target
     from .diagnose import diagnose as run_diagnosis
     from .progress import ProgressReporter
 
-    settings, script_path, args = resolve(config, script, script_args)
-    apply_overrides(settings, max_steps=max_steps, timeout=timeout, threads=threads)
-    if seed is not None:
-        settings.seed = seed
     fmt = _check_format(output_format, ("rich", "json", "markdown"))
-    target = check_target(script_path, args)
+    settings, target = prepare(config, script, script_args, seed,
+                               max_steps=max_steps, timeout=timeout, threads=threads)
     _check_writable(json_path, inputs=(target.script,))
     with ProgressReporter(stderr_console(), enabled=not quiet) as progress:
         result = run_diagnosis(target, settings, progress=progress,
@@ -144,50 +171,46 @@ def _print_report(result: Any, report: dict, fmt: str, verdict: Any) -> None:
 
 @app.command(context_settings=SCRIPT_CONTEXT)
 def check(
-    script: Optional[str] = typer.Argument(
-        None, help="The training script; everything after it goes to the script."),
-    script_args: Optional[list[str]] = typer.Argument(
-        None, help="The script's own arguments (after the script name or `--`)."),
-    config: Optional[Path] = typer.Option(
-        None, "--config", "-c", help="YAML config (default: ./nandoctor.yaml if present)."),
-    max_steps: Optional[int] = typer.Option(None, help="Stop the run after this many steps."),
-    timeout: Optional[float] = typer.Option(None, help="Seconds one pass may run."),
-    seed: Optional[int] = typer.Option(None, help="Seed torch, numpy and random first."),
-    threads: Optional[int] = typer.Option(None, help="torch threads in every pass."),
-    no_probes: bool = typer.Option(False, "--no-probes", help="Skip the counterfactual runs."),
+    script: Script = None,
+    script_args: ScriptArgs = None,
+    config: ConfigFile = None,
+    max_steps: MaxSteps = None,
+    timeout: Timeout = None,
+    seed: Seed = None,
+    threads: Threads = None,
+    no_probes: NoProbes = False,
     fail_on: Optional[Severity] = typer.Option(
         None, case_sensitive=False, help="Fail on a finding this severe or worse "
         "(default: ci.fail_on, error)."),
     exit_zero: bool = typer.Option(
-        False, "--exit-zero", help="Report failures but exit 0 (a crash still exits 3)."),
+        False, "--exit-zero",
+        help="Report failures but exit 0 (a crash still exits 3)."),
     baseline: Optional[Path] = typer.Option(
         None, help="JSON report of a good run; fail when this one does worse."),
     update_baseline: Optional[Path] = typer.Option(
-        None, help="Write this run's JSON report here as the new baseline, if it passes."),
+        None, help="Write this run's JSON report here as the new baseline, "
+        "if it passes."),
     junit_xml: Optional[Path] = typer.Option(
         None, "--junit-xml", help="Write a JUnit XML file, one test case per check."),
-    json_path: Optional[Path] = typer.Option(None, "--json", help="Write the JSON report here."),
+    json_path: JsonPath = None,
     output_format: Optional[str] = typer.Option(
         None, "--format", help="rich, json, markdown or github (default: github "
         "when GITHUB_ACTIONS=true, else rich)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress on stderr."),
+    quiet: Quiet = False,
 ) -> None:
     """Run SCRIPT for a bounded time as a CI check: exit 1 when it breaks."""
     from . import ci
-    from .diagnose import check_target
     from .diagnose import diagnose as run_diagnosis
     from .progress import ProgressReporter
     from .report import github, json_report, junit, markdown
 
-    settings, script_path, args = resolve(config, script, script_args)
-    apply_overrides(settings, max_steps=max_steps, timeout=timeout, threads=threads)
-    if seed is not None:
-        settings.seed = seed
     on_github = os.environ.get("GITHUB_ACTIONS") == "true"
     fmt = _check_format(output_format or ("github" if on_github else "rich"),
                         ("rich", "json", "markdown", "github"))
-    target = check_target(script_path, args)
-    reference = baseline or (Path(settings.ci.baseline) if settings.ci.baseline else None)
+    settings, target = prepare(config, script, script_args, seed,
+                               max_steps=max_steps, timeout=timeout, threads=threads)
+    configured = Path(settings.ci.baseline) if settings.ci.baseline else None
+    reference = baseline or configured
     loaded = ci.load_baseline(reference) if reference else None
     # Only --update-baseline may replace the baseline, and only after a pass.
     inputs = (target.script, *([reference] if reference else []))
@@ -223,13 +246,9 @@ def check(
 
 @app.command(name="lr-sweep", context_settings=SCRIPT_CONTEXT)
 def lr_sweep(
-    script: Optional[str] = typer.Argument(
-        None, help="The training script; everything after it goes to the script."),
-    script_args: Optional[list[str]] = typer.Argument(
-        None, help="The script's own arguments (after the script name or `--`)."),
-    config: Optional[Path] = typer.Option(
-        None, "--config", "-c",
-        help="YAML config (default: ./nandoctor.yaml if present)."),
+    script: Script = None,
+    script_args: ScriptArgs = None,
+    config: ConfigFile = None,
     start_lr: Optional[float] = typer.Option(None, help="First rate of the sweep."),
     end_lr: Optional[float] = typer.Option(None, help="Last rate of the sweep."),
     steps: Optional[int] = typer.Option(None, help="Steps from start to end rate."),
@@ -238,33 +257,25 @@ def lr_sweep(
     confirm: bool = typer.Option(
         True, "--confirm/--no-confirm", help="Place the divergence with "
         "constant-rate runs below the sweep's (a few more runs)."),
-    timeout: Optional[float] = typer.Option(None, help="Seconds one run may take."),
-    seed: Optional[int] = typer.Option(
-        None, help="Seed torch, numpy and random first."),
-    threads: Optional[int] = typer.Option(
-        None, help="torch threads of a single sweep."),
+    timeout: Timeout = None,
+    seed: Seed = None,
+    threads: Threads = None,
     plot_path: Optional[Path] = typer.Option(
         None, "--plot", help="Write a PNG of the curve here (needs matplotlib)."),
-    json_path: Optional[Path] = typer.Option(
-        None, "--json", help="Write the JSON report here."),
+    json_path: JsonPath = None,
     output_format: str = typer.Option("rich", "--format", help="rich or json."),
-    quiet: bool = typer.Option(False, "--quiet", "-q",
-                               help="No progress on stderr."),
+    quiet: Quiet = False,
 ) -> None:
     """Sweep SCRIPT's learning rate up until the loss runs away; suggest a rate."""
-    from .diagnose import check_target
     from .progress import ProgressReporter
     from .range_test import run_range_test
     from .report import sweep_json, sweep_plot, sweep_report
 
-    settings, script_path, args = resolve(config, script, script_args)
-    apply_overrides(settings, timeout=timeout, threads=threads)
+    fmt = _check_format(output_format, ("rich", "json"))
+    settings, target = prepare(config, script, script_args, seed,
+                               timeout=timeout, threads=threads)
     apply_overrides(settings.sweep, start_lr=start_lr, end_lr=end_lr, steps=steps,
                     repeats=repeats)
-    if seed is not None:
-        settings.seed = seed
-    fmt = _check_format(output_format, ("rich", "json"))
-    target = check_target(script_path, args)
     _check_writable(json_path, inputs=(target.script,))
     if plot_path is not None:
         sweep_plot.require_matplotlib()
@@ -296,7 +307,8 @@ def examples() -> None:
 
 
 @app.command()
-def explain(code: str = typer.Argument(..., help="A finding's code, e.g. ND101.")) -> None:
+def explain(code: Annotated[str, typer.Argument(
+        help="A finding's code, e.g. ND101.")]) -> None:
     """Print what a rule detects, why training breaks, an example, and the fix."""
     from .rules.catalog import RULES, lookup
 

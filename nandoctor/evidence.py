@@ -168,7 +168,8 @@ class Evidence:
         else:
             merged.update(file=site.get("file"), line=site.get("line"))
         nan = self.producer(f"{(producer or {}).get('key')}_nan")
-        if nan is not None and producer is not None and nan.get("op") != producer.get("op"):
+        if (nan is not None and producer is not None
+                and nan.get("op") != producer.get("op")):
             merged["first_nan"] = {"op": nan.get("op"), "call": nan.get("call"),
                                    **(nan.get("site") or {})}
         return merged

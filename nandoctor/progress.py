@@ -7,7 +7,9 @@ import time
 from typing import Any, Optional
 
 from rich.console import Console
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn,
+)
 
 PLAIN_EVERY_SECONDS = 10.0
 PASS_WORDS = {"watch": "watch: running the script",

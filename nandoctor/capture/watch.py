@@ -445,7 +445,8 @@ class Watch:
             return
         norms = _norms([p.grad for p in with_grad])
         total = math.sqrt(sum(n * n for n in norms))
-        self._grad = {"grad_norm": total, "top_grads": self._top_modules(with_grad, norms)}
+        self._grad = {"grad_norm": total,
+                      "top_grads": self._top_modules(with_grad, norms)}
         if lrs is not None:
             self._grad["lrs"] = lrs
         if not math.isfinite(total):

@@ -47,7 +47,8 @@ def render(diagnosis: Diagnosis, console: Console) -> None:
 
 def headline(diagnosis: Diagnosis) -> Panel:
     text = Text(words.headline(diagnosis), style=STATUS_STYLE[diagnosis.status])
-    subtitle = f"{diagnosis.target.script} · {len(diagnosis.evidence.watch.steps)} steps"
+    steps = len(diagnosis.evidence.watch.steps)
+    subtitle = f"{diagnosis.target.script} · {steps} steps"
     return Panel(text, title="nandoctor", subtitle=subtitle, expand=True)
 
 
@@ -81,8 +82,9 @@ def first_nonfinite_panel(first: dict, diagnosis: Diagnosis) -> Panel:
         table.add_row("which samples", words.layout(first["layout"]))
     if first.get("masked_from"):
         src = first["masked_from"]
+        site = src.get("site") or {}
         table.add_row("-inf came from", f"{src.get('op')} at "
-                      f"{words.location((src.get('site') or {}).get('file'), (src.get('site') or {}).get('line'))}")
+                      f"{words.location(site.get('file'), site.get('line'))}")
     reproduced = diagnosis.evidence.replay_reproduced()
     if reproduced is False:
         table.add_row("replay", Text("did not reproduce this event", style="yellow"))
@@ -200,7 +202,8 @@ def sparkline(values: list[Optional[float]], steps: list[int],
             continue
         level = (max(known) - low) / (high - low) if high > low else 0.5
         text.append(SPARK[min(len(SPARK) - 1, int(level * (len(SPARK) - 1)))])
-    span = f"{words.number(_first_finite(values))} … {words.number(_last_finite(values))}"
+    first, last = _first_finite(values), _last_finite(values)
+    span = f"{words.number(first)} … {words.number(last)}"
     return text, span
 
 

@@ -163,7 +163,8 @@ def _bad_init(ev: Evidence, failed: bool) -> Optional[Finding]:
     dyn = signals.dynamics(ev)
     huge_start = (dyn.first_loss is not None and dyn.first_loss >= LARGE_FIRST_LOSS
                   and ev.bad_step is not None and ev.bad_step <= EARLY_FAILURE)
-    confidence = 0.3 + 0.3 * big_weights + 0.2 * (growth is not None) + 0.15 * huge_start
+    confidence = (0.3 + 0.3 * big_weights + 0.2 * (growth is not None)
+                  + 0.15 * huge_start)
     evidence = []
     if big_weights:
         name, std, gain = worst

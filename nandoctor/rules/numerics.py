@@ -337,9 +337,10 @@ def _where_leak(ev: Evidence) -> Optional[Finding]:
         return None
     hidden = (masked.get("hidden") or [{}])[0]
     forward = ev.producer("forward") or {}
+    hidden_count = sum(count(hidden, k) for k in ("nan", "posinf", "neginf"))
     evidence = [
         f"the forward pass was finite: {where(masked)} discarded "
-        f"{plural(count(hidden, 'nan') + count(hidden, 'posinf') + count(hidden, 'neginf'), 'non-finite value')}",
+        f"{plural(hidden_count, 'non-finite value')}",
         f"they were made by {where(forward)} in the branch it did not select"
         if forward else "they were made in the branch it did not select",
         f"in backward, {backward.get('node')} still differentiates that branch: "
