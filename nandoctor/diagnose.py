@@ -115,7 +115,8 @@ def default_threads(settings: Settings) -> int:
     return torch.get_num_threads()
 
 
-def base_plan(target: Target, settings: Settings, threads: int) -> Plan:
+def base_plan(target: Target, settings: Settings,
+              threads: Optional[int]) -> Plan:
     watch = settings.watch
     return Plan(
         script=str(target.script), args=list(target.args), seed=settings.seed,
@@ -135,17 +136,20 @@ def diagnose(
     probes: bool = True,
 ) -> Diagnosis:
     notify = progress or (lambda stage, info: None)
-    threads = default_threads(settings)
-    plan = base_plan(target, settings, threads)
+    # Without --threads the watch keeps torch's default, as a plain run
+    # does; the passes after it pin the count it reported.
+    plan = base_plan(target, settings, settings.threads)
     seconds: dict[str, float] = {}
 
     with Launcher() as launcher:
         try:
             watch = _run("watch", plan, settings,
-                         _prepare_on_failure(notify, launcher, threads), launcher)
+                         _prepare_on_failure(notify, launcher), launcher)
         except Interrupted as stop:  # Ctrl-C: report what the watch saw so far
             watch = stop.partial
         seconds["watch"] = watch.seconds
+        threads = settings.threads or _reported_threads(watch)
+        plan = replace(plan, threads=threads)
         evidence = Evidence(script=str(target.script), watch=watch)
         _refuse_if_not_training(target, watch, settings.timeout)
 
@@ -193,16 +197,24 @@ def _wants_stable_lr(findings: list[Finding], settings: Settings,
             and bool(roots) and roots[0].cause is Cause.LR_TOO_HIGH)
 
 
-def _prepare_on_failure(notify: ProgressCallback, launcher: Launcher,
-                        threads: int) -> ProgressCallback:
+def _reported_threads(watch: PassResult) -> int:
+    start = next(iter(watch.of_kind("start")), {})
+    return start.get("threads") or os.cpu_count() or 1
+
+
+def _prepare_on_failure(notify: ProgressCallback,
+                        launcher: Launcher) -> ProgressCallback:
     """Start the replay's child (and the first probe's) as soon as the watch
     sees the failure: they import torch while the watch finishes."""
+    threads: list[int] = []
     prepared = []
 
     def relay(stage: str, info: dict) -> None:
+        if info.get("event") == "start" and info.get("pass") == "watch":
+            threads.append(info.get("threads") or 0)
         if not prepared and info.get("event") in ("nonfinite", "divergence"):
             prepared.append(True)
-            launcher.prepare(threads)
+            launcher.prepare(threads[0] if threads else None)
             launcher.prepare(probe_runs.PROBE_THREADS)
         notify(stage, info)
 

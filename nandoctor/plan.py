@@ -50,7 +50,8 @@ class Plan:
     args: list[str] = field(default_factory=list)
     seed: Optional[int] = 0
     seed_offset: int = 0
-    threads: int = 1
+    # None: torch's own default, as in a plain run; the child reports it.
+    threads: Optional[int] = None
     # Probes run at a lower priority, so a replay beside them keeps its pace.
     nice: int = 0
     max_steps: Optional[int] = None

@@ -78,7 +78,7 @@ class _Child:
 
     workdir: Path
     process: subprocess.Popen
-    threads: int
+    threads: Optional[int]
 
     @property
     def events_file(self) -> Path:
@@ -105,14 +105,14 @@ class Launcher:
         self._lock = threading.Lock()
         # Thread counts for which a taken child is replaced at once: while
         # probes run, the next one is always ready.
-        self.refill: set[int] = set()
+        self.refill: set[Optional[int]] = set()
 
-    def prepare(self, threads: int, count: int = 1) -> None:
+    def prepare(self, threads: Optional[int], count: int = 1) -> None:
         started = [_spawn(threads) for _ in range(count)]
         with self._lock:
             self._ready += started
 
-    def take(self, threads: int) -> _Child:
+    def take(self, threads: Optional[int]) -> _Child:
         with self._lock:
             ready = next((c for c in self._ready if c.threads == threads
                           and c.process.poll() is None), None)
@@ -174,7 +174,7 @@ def run_passes(
             raise
 
 
-def _spawn(threads: int) -> _Child:
+def _spawn(threads: Optional[int]) -> _Child:
     workdir = Path(tempfile.mkdtemp(prefix="nandoctor-"))
     events_file = workdir / "events.jsonl"
     events_file.touch()
@@ -187,12 +187,13 @@ def _spawn(threads: int) -> _Child:
     return _Child(workdir=workdir, process=process, threads=threads)
 
 
-def _child_env(threads_count: int) -> dict[str, str]:
+def _child_env(threads_count: Optional[int]) -> dict[str, str]:
     env = dict(os.environ)
-    threads = str(threads_count)
-    # The same thread settings in every pass: on CPU they decide the numbers.
-    env.update(OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads,
-               PYTHONHASHSEED="0")
+    env["PYTHONHASHSEED"] = "0"
+    if threads_count:
+        # The same thread settings in every pass: on CPU they decide the numbers.
+        threads = str(threads_count)
+        env.update(OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads)
     env["PYTHONPATH"] = os.pathsep.join(
         p for p in (_PACKAGE_PARENT, env.get("PYTHONPATH")) if p
     )

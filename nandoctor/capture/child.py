@@ -48,7 +48,8 @@ def build_watch(plan: Plan, events: EventWriter) -> Watch:
 def run(plan: Plan, events: EventWriter) -> None:
     if plan.nice and hasattr(os, "nice"):
         os.nice(plan.nice)
-    torch.set_num_threads(plan.threads)
+    if plan.threads:
+        torch.set_num_threads(plan.threads)
     if plan.seed is not None:
         seed_everything(plan.seed)
     watch = build_watch(plan, events)
