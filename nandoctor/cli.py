@@ -5,6 +5,7 @@ code from `ExitCode`; nandoctor's own bugs end as exit 4 with a short note.
 """
 from __future__ import annotations
 
+import importlib
 import math
 import os
 import signal
@@ -400,10 +401,12 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
 
 
 def _usage_errors() -> tuple[type, ...]:
-    import click
-
-    try:  # typer 0.2x parses with its own copy of click, not click itself
-        from typer._click.exceptions import UsageError as TyperUsageError
-    except ImportError:
-        return (click.UsageError, click.BadParameter)
-    return (click.UsageError, click.BadParameter, TyperUsageError)
+    """The parser's usage errors (BadParameter is one): recent typer parses
+    with its own copy of click, older ones with click, which may be absent."""
+    found: list[type] = []
+    for module in ("typer._click.exceptions", "click.exceptions"):
+        try:
+            found.append(importlib.import_module(module).UsageError)
+        except ImportError:
+            continue
+    return tuple(found)
