@@ -83,5 +83,6 @@ class Finding:
         data["severity"] = self.severity.value
         data["evidence"] = list(self.evidence)
         data["fixes"] = [asdict(f) for f in self.fixes]
+        data["confidence"] = round(self.confidence, 2)
         data["rank"] = rank
         return data

@@ -509,6 +509,8 @@ class Watch:
 
     @_quiet
     def _record_init(self, module: torch.nn.Module, output: Any) -> None:
+        if isinstance(output, tuple) and output:
+            output = output[0]  # recurrent layers return (output, state)
         if not isinstance(module, _INIT_MODULES) or not is_float(output):
             return
         if len(self._init_records) >= _MAX_INIT_RECORDS:

@@ -107,7 +107,10 @@ def _finding(rank: int, finding: Finding) -> RenderableType:
     head.append(f"  {words.role(finding.role)} · {finding.cause.value} · "
                 f"confidence {finding.confidence:.2f}", style="dim")
     lines: list[RenderableType] = [head]
-    location = str(finding.location)
+    loc = finding.location
+    location = words.location(loc.file, loc.line)
+    if loc.module:
+        location = f"{location} ({loc.module})" if location else loc.module
     if location:
         lines.append(Text(f"   at {location}", style="dim"))
     for item in finding.evidence:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import os
 from typing import Any, Optional
 
 from ..diagnose import Diagnosis
@@ -55,9 +56,12 @@ def role(name: str) -> str:
 
 
 def location(file: Optional[str], line: Optional[int]) -> str:
+    """`train.py:41`, relative to the working directory when under it."""
     if not file:
         return ""
-    return f"{file}:{line}" if line else file
+    shown = os.path.relpath(file) if os.path.abspath(file).startswith(
+        os.getcwd() + os.sep) else file
+    return f"{shown}:{line}" if line else shown
 
 
 def number(value: Optional[float]) -> str:

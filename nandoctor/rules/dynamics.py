@@ -104,6 +104,10 @@ def _exploding(ev: Evidence, dyn: signals.Dynamics,
                   + 0.1 * bool(clipped and not lower) - 0.3 * explained)
     if confidence < 0.35 or not (clipped or big_first):
         return None
+    if not (recurrent or _trains_well(clipped)):
+        # A huge first gradient also comes from unscaled targets or inputs,
+        # where clipping only slows the damage: say so by claiming little.
+        confidence = min(confidence, 0.5)
     evidence = []
     if big_first:
         evidence.append(f"the gradient norm was already {number(dyn.first_grad)} "
@@ -191,6 +195,13 @@ def _bad_init(ev: Evidence, failed: bool) -> Optional[Finding]:
         step=0, evidence=tuple(evidence), fixes=fixes,
         role="root" if failed else "precursor",
     )
+
+
+def _trains_well(probe) -> bool:
+    """The probe's loss fell to under half of where it started."""
+    if probe is None or probe.final_loss is None or probe.first_loss is None:
+        return False
+    return probe.final_loss <= 0.5 * probe.first_loss
 
 
 def _any_lr_probe(ev: Evidence):
