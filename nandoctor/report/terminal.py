@@ -174,8 +174,9 @@ def history_panel(diagnosis: Diagnosis) -> Optional[Panel]:
         line, span = sparkline(values, [s["step"] for s in steps], bad)
         rows.add_row(label, line, span)
     footer = words.history_footer(steps, bad)
-    return Panel(Group(rows, Text(footer, style="dim")),
-                 title="history (log scale, ✗ marks the bad step)")
+    title = "history (log scale, ✗ marks the bad step)" if bad is not None \
+        else "history (log scale)"
+    return Panel(Group(rows, Text(footer, style="dim")), title=title)
 
 
 def sparkline(values: list[Optional[float]], steps: list[int],
