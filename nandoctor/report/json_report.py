@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import json
-import math
 from typing import Any
 
 from .. import __version__
 from ..diagnose import Diagnosis
+from ..jsonsafe import jsonable
 
 SCHEMA_VERSION = 1
 _HISTORY_KEYS = ("step", "loss", "grad_norm", "param_norm", "update_ratio",
@@ -41,7 +41,7 @@ def build(diagnosis: Diagnosis, command: str = "diagnose") -> dict[str, Any]:
                     for s in watch.steps],
         "timings": diagnosis.seconds,
     }
-    return _clean(report)
+    return jsonable(report)
 
 
 def dumps(report: dict[str, Any]) -> str:
@@ -66,14 +66,3 @@ def _crash(end: dict) -> Any:
             return None
     return {k: end.get(k) for k in ("reason", "error", "error_type", "traceback",
                                     "site", "exit_code", "signal") if k in end}
-
-
-def _clean(value: Any) -> Any:
-    """Strict JSON: non-finite numbers as the strings "nan", "inf", "-inf"."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    return value

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import math
 from typing import Any, Optional
 
 from .. import __version__
@@ -10,6 +9,7 @@ from ..plan import Sweep
 from ..range_test import Confirmation, RangeTest, Repeat
 from ..sweep import SMOOTHING, Spread, scheduled_lr
 from . import sweep_words as words
+from ..jsonsafe import jsonable
 
 SCHEMA_VERSION = 1
 
@@ -50,7 +50,7 @@ def build(test: RangeTest) -> dict[str, Any]:
                     "confirmation": test.confirmation.seconds
                     if test.confirmation else None},
     }
-    return _clean(report)
+    return jsonable(report)
 
 
 def dumps(report: dict[str, Any]) -> str:
@@ -130,14 +130,3 @@ def _spread(value: Optional[Spread]) -> Any:
         return None
     return {"min": value.low, "median": value.median, "max": value.high,
             "count": value.count}
-
-
-def _clean(value: Any) -> Any:
-    """Strict JSON: non-finite numbers as the strings "nan", "inf", "-inf"."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    return value
