@@ -54,6 +54,21 @@ JsonPath = Annotated[Optional[Path], typer.Option(
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")]
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        stdout_console().print(f"nandoctor {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(version: Annotated[bool, typer.Option(
+        "--version", callback=_print_version, is_eager=True,
+        help="Print nandoctor's version and exit.")] = False) -> None:
+    """Find out why a PyTorch training run goes nan, without changing the script."""
+
+
 def stdout_console() -> Console:
     return Console(no_color="NO_COLOR" in os.environ or None, soft_wrap=False)
 
