@@ -113,18 +113,21 @@ def _finding(rank: int, finding: Finding) -> RenderableType:
         location = f"{location} ({loc.module})" if location else loc.module
     if location:
         lines.append(Text(f"   at {location}", style="dim"))
+    # A grid keeps a wrapped bullet's continuation under its text, not its mark.
+    items = Table.grid()
+    items.add_column(no_wrap=True)
+    items.add_column()
     for item in finding.evidence:
-        lines.append(Text(f"   • {item}"))
+        items.add_row("   • ", Text(item))
     for fix in finding.fixes:
-        mark = "✓ " if fix.verified_by else "→ "
-        line = Text(f"   {mark}", style="green" if fix.verified_by else "cyan")
-        line.append(fix.text)
+        mark = "   ✓ " if fix.verified_by else "   → "
+        line = Text(fix.text)
         if fix.code:
             line.append(f"  {fix.code}", style="bold")
         if fix.verification:
             line.append(f"  ({fix.verification})", style="dim")
-        lines.append(line)
-    lines.append(Text(""))
+        items.add_row(Text(mark, style="green" if fix.verified_by else "cyan"), line)
+    lines += [items, Text("")]
     return Group(*lines)
 
 

@@ -134,7 +134,8 @@ def _log(ev: Evidence, p: dict, arg: dict, backward: bool) -> Finding:
         evidence.append("log(0) = -inf; any later 0 * -inf or -inf + inf is NaN")
     if arg.get("max") is not None and arg["max"] >= 0.999999 and zeros:
         evidence.append("values at exactly 0 and 1 are the mark of a saturated "
-                        "sigmoid in float32 (a logit above ~17 rounds to 1.0)")
+                        "sigmoid or softmax in float32 (a probability within "
+                        "~6e-8 of 1 rounds to 1.0, one below ~1e-45 to 0)")
     fixes = [
         verified("Compute the loss from logits instead of probabilities, e.g. "
                  "`nn.BCEWithLogitsLoss()` or `F.log_softmax`", None, ev),
