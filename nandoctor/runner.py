@@ -24,6 +24,9 @@ from .plan import Plan
 
 POLL_SECONDS = 0.05
 OUTPUT_TAIL_BYTES = 8000
+# A script's output is kept in a temporary file; past this size it is cut
+# to its tail, so that a script printing without end cannot fill the disk.
+OUTPUT_CAP_BYTES = 64 << 20
 _PACKAGE_PARENT = str(Path(__file__).resolve().parent.parent)
 
 EventCallback = Callable[[dict], None]
@@ -178,7 +181,8 @@ def _spawn(threads: Optional[int]) -> _Child:
     workdir = Path(tempfile.mkdtemp(prefix="nandoctor-"))
     events_file = workdir / "events.jsonl"
     events_file.touch()
-    with open(workdir / "output.log", "wb") as log:
+    # Appending, the child carries on at the end after cap_output cuts it.
+    with open(workdir / "output.log", "ab") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "nandoctor.capture", str(events_file)],
             stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT,
@@ -218,7 +222,7 @@ def _run_in(started_child: _Child, name: str, plan: Plan,
     with open(started_child.events_file) as feed:
         try:
             timed_out = _follow(child, feed, result, started, timeout, on_event,
-                                cancel)
+                                cancel, started_child.log_file)
         except KeyboardInterrupt:
             _kill_group(child)
             _drain(feed, result, on_event)
@@ -246,9 +250,10 @@ def _unreported_end(returncode: int, timed_out: bool) -> dict:
 def _follow(child: subprocess.Popen, feed: Any, result: PassResult,
             started: float, timeout: Optional[float],
             on_event: Optional[EventCallback],
-            cancel: Optional[threading.Event]) -> bool:
+            cancel: Optional[threading.Event], log: Path) -> bool:
     while child.poll() is None:
         _drain(feed, result, on_event)
+        cap_output(log)
         if cancel is not None and cancel.is_set():
             raise KeyboardInterrupt  # a sibling pass saw Ctrl-C
         if timeout is not None and time.monotonic() - started > timeout:
@@ -284,6 +289,17 @@ def _kill_group(child: subprocess.Popen) -> None:
     except (ProcessLookupError, PermissionError):
         pass
     child.wait()
+
+
+def cap_output(path: Path, cap: int = OUTPUT_CAP_BYTES) -> None:
+    """Cuts the output file to its tail once it is over `cap` bytes. Lines the
+    child writes between the read and the cut are lost with the rest."""
+    if path.stat().st_size <= cap:
+        return
+    tail = _tail(path)
+    os.truncate(path, 0)
+    with open(path, "ab") as log:
+        log.write(b"[earlier output cut by nandoctor]\n" + tail.encode())
 
 
 def _tail(path: Path) -> str:

@@ -222,6 +222,22 @@ def test_the_parent_holds_only_the_tail_of_megabytes_of_output():
     assert peak < 2_000_000  # the script printed 20 MB
 
 
+def test_output_past_the_cap_is_cut_to_its_tail(tmp_path):
+    from nandoctor.runner import OUTPUT_TAIL_BYTES, cap_output
+
+    log = tmp_path / "output.log"
+    log.write_bytes(b"x" * 5000 + b"\nthe last line\n")
+    cap_output(log, cap=10_000)
+    assert log.stat().st_size == 5015  # under the cap: untouched
+    with open(log, "ab") as f:
+        f.write(b"y" * 20_000 + b"\nthe very last line\n")
+    cap_output(log, cap=10_000)
+    text = log.read_text()
+    assert text.startswith("[earlier output cut by nandoctor]")
+    assert text.endswith("the very last line\n")
+    assert len(text) < OUTPUT_TAIL_BYTES + 100
+
+
 def test_files_the_script_writes_stay_its_own_and_nandoctor_adds_only_json(
         tmp_path):
     (tmp_path / "data.csv").write_text("x,y\n1,2\n")
@@ -341,6 +357,27 @@ def test_ctrl_c_during_the_probes_ends_them_and_keeps_the_watch_evidence():
     assert_no_own_traceback(result)
     assert "interrupted after" in flat(result.stdout)
     assert "first non-finite value" in result.stdout
+
+
+def test_a_nandoctor_killed_outright_leaves_no_child_nor_temporary_folder(
+        tmp_path):
+    # SIGKILL gives nandoctor no chance to end its children: they notice
+    # they were re-parented and end themselves.
+    marker = uuid.uuid4().hex
+    env = {**os.environ, MARKER: marker, "TMPDIR": str(tmp_path),
+           "PYTHONPATH": str(ROOT)}
+    nandoctor = subprocess.Popen(
+        [sys.executable, "-m", "nandoctor", "diagnose", "--threads", "1",
+         "--no-probes", script("rel_slow_steps")],
+        cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE, text=True)
+    for line in nandoctor.stderr:
+        if line.startswith("watch step"):
+            break
+    nandoctor.kill()
+    nandoctor.wait()
+    assert survivors(marker, grace=10.0) == []
+    assert list(tmp_path.glob("nandoctor-*")) == []  # torch keeps its caches
 
 
 # -- --json -------------------------------------------------------------------

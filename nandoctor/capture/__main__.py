@@ -4,7 +4,11 @@ The child imports torch first and only then waits for its plan, so the
 parent can start it ahead of need while another pass runs.
 """
 import os
+import shutil
+import signal
 import sys
+import threading
+import time
 import traceback
 
 from ..plan import Plan
@@ -21,6 +25,7 @@ def main() -> None:
     if not text.strip():
         os._exit(0)  # started ahead of need and not needed after all
     plan = Plan.from_json(text)
+    _end_with_parent(os.getppid(), os.path.dirname(sys.argv[1]))
     # The script gets no input, as it would under a scheduler: input() fails fast.
     os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
     events = EventWriter(open(sys.argv[1], "w", buffering=1 << 16))
@@ -36,6 +41,22 @@ def main() -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)
+
+
+def _end_with_parent(parent: int, workdir: str) -> None:
+    """A nandoctor killed outright (SIGKILL, no chance to end its children)
+    leaves this child re-parented: then remove the pass's temporary folder
+    and end the child with its DataLoader workers (its process group)."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        shutil.rmtree(workdir, ignore_errors=True)
+        os.killpg(os.getpgrp(), signal.SIGKILL)
+
+    if hasattr(os, "killpg"):
+        threading.Thread(target=watch, name="nandoctor-parent",
+                         daemon=True).start()
 
 
 if __name__ == "__main__":
