@@ -136,20 +136,26 @@ def diagnose(
     probes: bool = True,
 ) -> Diagnosis:
     notify = progress or (lambda stage, info: None)
-    # Without --threads the watch keeps torch's default, as a plain run
-    # does; the passes after it pin the count it reported.
+    # Without --threads the watch and the replay keep torch's default, as a
+    # plain run does: the same environment gives them the same count.
     plan = base_plan(target, settings, settings.threads)
     seconds: dict[str, float] = {}
 
     with Launcher() as launcher:
+        ahead = (os.cpu_count() or 1) > 1
+        if ahead:
+            # The replay's child imports torch (seconds) beside the watch's
+            # own import, on the core that import leaves idle.
+            launcher.prepare(settings.threads)
         try:
+            # The watch starts its own child: the one prepared is the replay's.
             watch = _run("watch", plan, settings,
-                         _prepare_on_failure(notify, launcher), launcher)
+                         _prepare_on_failure(notify, launcher, settings.threads,
+                                             replay_ready=ahead))
         except Interrupted as stop:  # Ctrl-C: report what the watch saw so far
             watch = stop.partial
         seconds["watch"] = watch.seconds
         threads = settings.threads or _reported_threads(watch)
-        plan = replace(plan, threads=threads)
         evidence = Evidence(script=str(target.script), watch=watch)
         _refuse_if_not_training(target, watch, settings.timeout)
 
@@ -202,19 +208,19 @@ def _reported_threads(watch: PassResult) -> int:
     return start.get("threads") or os.cpu_count() or 1
 
 
-def _prepare_on_failure(notify: ProgressCallback,
-                        launcher: Launcher) -> ProgressCallback:
-    """Start the replay's child (and the first probe's) as soon as the watch
-    sees the failure: they import torch while the watch finishes."""
-    threads: list[int] = []
+def _prepare_on_failure(notify: ProgressCallback, launcher: Launcher,
+                        threads: Optional[int],
+                        replay_ready: bool) -> ProgressCallback:
+    """Start the first probe's child (and the replay's, unless it is ready)
+    as soon as the watch sees the failure: they import torch while the watch
+    finishes."""
     prepared = []
 
     def relay(stage: str, info: dict) -> None:
-        if info.get("event") == "start" and info.get("pass") == "watch":
-            threads.append(info.get("threads") or 0)
         if not prepared and info.get("event") in ("nonfinite", "divergence"):
             prepared.append(True)
-            launcher.prepare(threads[0] if threads else None)
+            if not replay_ready:
+                launcher.prepare(threads)
             launcher.prepare(probe_runs.PROBE_THREADS)
         notify(stage, info)
 
