@@ -166,8 +166,8 @@ def _finite_check(diagnosis: Diagnosis) -> Check:
         message += f", made by {first['op']}"
     where = Location(file=first.get("file"), line=first.get("line"),
                      module=first.get("module"))
-    if str(where):
-        message += f" at {where}"
+    if words.place(where):
+        message += f" at {words.place(where)}"
     return Check(CHECK_FINITE, Outcome.FAILED, message, location=where)
 
 
@@ -189,8 +189,8 @@ def _runaway_check(diagnosis: Diagnosis) -> Check:
                    f"{diagnosis.settings.watch.runaway_patience} steps")
     site = divergence.get("site") or {}
     where = Location(file=site.get("file"), line=site.get("line"))
-    if str(where):
-        message += f" at {where}"
+    if words.place(where):
+        message += f" at {words.place(where)}"
     return Check(CHECK_RUNAWAY, Outcome.FAILED, message, location=where)
 
 
@@ -202,7 +202,8 @@ def _findings_check(findings: list[Finding], fail_on: Severity) -> Check:
                      f"none at {fail_on.value} or above ({len(findings)} in all)")
     details: list[str] = []
     for finding in failing:
-        where = f" at {finding.location}" if str(finding.location) else ""
+        place = words.place(finding.location)
+        where = f" at {place}" if place else ""
         details.append(f"[{finding.code}] {finding.title} "
                        f"({finding.severity.value}, {words.role(finding.role)})"
                        f"{where}")

@@ -107,10 +107,7 @@ def _finding(rank: int, finding: Finding) -> RenderableType:
     head.append(f"  {words.role(finding.role)} · {finding.cause.value} · "
                 f"confidence {finding.confidence:.2f}", style="dim")
     lines: list[RenderableType] = [head]
-    loc = finding.location
-    location = words.location(loc.file, loc.line)
-    if loc.module:
-        location = f"{location} ({loc.module})" if location else loc.module
+    location = words.place(finding.location)
     if location:
         lines.append(Text(f"   at {location}", style="dim"))
     # A grid keeps a wrapped bullet's continuation under its text, not its mark.

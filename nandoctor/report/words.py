@@ -6,6 +6,7 @@ import os
 from typing import Any, Optional
 
 from ..diagnose import Diagnosis
+from ..findings import Location
 
 PHASE_WORDS = {
     "input": "in the data entering the model or the loss",
@@ -62,6 +63,14 @@ def location(file: Optional[str], line: Optional[int]) -> str:
     shown = os.path.relpath(file) if os.path.abspath(file).startswith(
         os.getcwd() + os.sep) else file
     return f"{shown}:{line}" if line else shown
+
+
+def place(where: Location) -> str:
+    """`train.py:41 (encoder.fc)`: a finding's location as a reader wants it."""
+    shown = location(where.file, where.line)
+    if where.module:
+        shown = f"{shown} ({where.module})" if shown else where.module
+    return shown
 
 
 def number(value: Optional[float]) -> str:
