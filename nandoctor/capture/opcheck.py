@@ -24,7 +24,6 @@ from typing import Any, Optional
 import torch
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_flatten
 from torch.utils.weak import WeakIdKeyDictionary
 
 from ..plan import Plan
@@ -39,8 +38,20 @@ _MAX_INPUTS = 4
 
 
 def _tensors(value: Any) -> list[torch.Tensor]:
-    flat, _ = tree_flatten(value)
-    return [t for t in flat if isinstance(t, torch.Tensor)]
+    """The tensors in an op's arguments, in order. Arguments nest only as
+    tuples, lists and dicts; pytree's generality costs several times more
+    on this hot path."""
+    found: list[torch.Tensor] = []
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, torch.Tensor):
+            found.append(item)
+        elif isinstance(item, (tuple, list)):
+            stack.extend(reversed(item))
+        elif isinstance(item, dict):
+            stack.extend(reversed(list(item.values())))
+    return found
 
 
 def _float_tensors(value: Any) -> list[torch.Tensor]:
@@ -52,8 +63,14 @@ def _has_nan(t: torch.Tensor) -> bool:
 
 
 def _has_neg_inf_scalar(args: tuple, kwargs: dict) -> bool:
-    flat, _ = tree_flatten((args, kwargs))
-    return any(isinstance(v, float) and v == -math.inf for v in flat)
+    flat = [*args, *kwargs.values()]
+    while flat:
+        value = flat.pop()
+        if isinstance(value, (tuple, list)):
+            flat.extend(value)
+        elif isinstance(value, float) and value == -math.inf:
+            return True
+    return False
 
 
 def _call_name(func: Any) -> str:
@@ -81,7 +98,7 @@ class OpChecker:
         self.busy = False
         self.found: dict[str, dict] = {}
         self._modules: list[torch.nn.Module] = []
-        self._calls: list[str] = []
+        self._calls: list[Any] = []
         self._sites: dict[int, dict] = {}
         self._hooked: set[int] = set()
         self._node_ops: dict[int, dict] = {}
@@ -190,7 +207,7 @@ class OpChecker:
     # -- what the modes report -------------------------------------------
 
     def current_call(self) -> Optional[str]:
-        return self._calls[-1] if self._calls else None
+        return _call_name(self._calls[-1]) if self._calls else None
 
     def module_path(self) -> Optional[str]:
         if not self._modules:
@@ -364,7 +381,7 @@ class _CallSites(TorchFunctionMode):
         checker = self.checker
         if checker.busy or not checker.enabled:
             return func(*args, **kwargs)
-        checker._calls.append(_call_name(func))
+        checker._calls.append(func)  # named only when something is reported
         self.depth += 1
         try:
             output = func(*args, **kwargs)
