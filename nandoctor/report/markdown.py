@@ -12,7 +12,7 @@ from ..ci import Outcome, Verdict
 from ..diagnose import Diagnosis
 from ..findings import Finding
 from . import words
-from .terminal import sparkline
+from .terminal import history_legend, span, sparkline
 
 TRACEBACK_LINES = 30
 OUTCOME_MARK = {Outcome.PASSED: "✅ passed", Outcome.FAILED: "❌ failed",
@@ -140,10 +140,10 @@ def _history(diagnosis: Diagnosis) -> str:
     lines = []
     for key, label in (("loss", "loss     "), ("grad_norm", "grad norm")):
         values = [_number(s.get(key)) for s in steps]
-        line, span = sparkline(values, [s["step"] for s in steps], bad)
-        lines.append(f"{label}  {line.plain}  {span}")
+        line = sparkline(values, [s["step"] for s in steps], bad)
+        lines.append(f"{label}  {line.plain}  {span(values)}")
     lines.append(words.history_footer(steps, bad))
-    return ("### History (log scale, ✗ marks the bad step)\n\n```text\n"
+    return (f"### History ({history_legend(steps, bad)})\n\n```text\n"
             + "\n".join(lines) + "\n```\n")
 
 

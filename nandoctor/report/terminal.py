@@ -32,7 +32,7 @@ def render(diagnosis: Diagnosis, console: Console) -> None:
         console.print(findings_panel(diagnosis.findings))
     if diagnosis.evidence.probes:
         console.print(probes_table(diagnosis))
-    history = history_panel(diagnosis)
+    history = history_panel(diagnosis, console.width)
     if history is not None:
         console.print(history)
     watch = diagnosis.evidence.watch
@@ -160,30 +160,45 @@ def checks_table(verdict: Any) -> Table:
     return table
 
 
-def history_panel(diagnosis: Diagnosis) -> Optional[Panel]:
+def history_panel(diagnosis: Diagnosis, width: int = 80) -> Optional[Panel]:
     steps = diagnosis.evidence.watch.steps
     if not steps:
         return None
     bad = diagnosis.evidence.bad_step
     rows = Table.grid(padding=(0, 2))
     rows.add_column(style="bold")
-    rows.add_column()
-    rows.add_column(style="dim")
-    for key, label in (("loss", "loss"), ("grad_norm", "grad norm")):
-        values = [_number(s.get(key)) for s in steps]
-        line, span = sparkline(values, [s["step"] for s in steps], bad)
-        rows.add_row(label, line, span)
+    rows.add_column(no_wrap=True)
+    rows.add_column(style="dim", no_wrap=True)
+    series = [("loss", [_number(s.get("loss")) for s in steps]),
+              ("grad norm", [_number(s.get("grad_norm")) for s in steps])]
+    spans = [span(values) for _, values in series]
+    # Borders and padding take 8 columns: the line gets what the labels and
+    # spans leave, so that it is never cut (and the bad step's mark with it).
+    room = width - 8 - max(len(label) for label, _ in series) - max(map(len, spans))
+    for (label, values), text in zip(series, spans):
+        line = sparkline(values, [s["step"] for s in steps], bad,
+                         max(10, min(SPARK_WIDTH, room)))
+        rows.add_row(label, line, text)
     footer = words.history_footer(steps, bad)
-    title = "history (log scale, ✗ marks the bad step)" if bad is not None \
-        else "history (log scale)"
-    return Panel(Group(rows, Text(footer, style="dim")), title=title)
+    return Panel(Group(rows, Text(footer, style="dim")),
+                 title=f"history ({history_legend(steps, bad)})")
+
+
+def history_legend(steps: list[dict], bad: Optional[int]) -> str:
+    """`log scale, ✗ the bad step`: the scale and the marks the lines hold."""
+    marks = ["log scale"] + (["✗ the bad step"] if bad is not None else [])
+    if any(not math.isfinite(v) for s in steps if s["step"] != bad
+           for v in map(_number, (s.get("loss"), s.get("grad_norm")))
+           if v is not None):
+        marks.append("× non-finite")
+    return ", ".join(marks)
 
 
 def sparkline(values: list[Optional[float]], steps: list[int],
-              bad: Optional[int]) -> tuple[Text, str]:
-    """A log-scale sparkline over at most SPARK_WIDTH buckets."""
+              bad: Optional[int], width: int = SPARK_WIDTH) -> Text:
+    """A log-scale sparkline over at most `width` buckets."""
     n = len(values)
-    width = min(SPARK_WIDTH, n)
+    width = min(width, n)
     buckets = [range(i * n // width, (i + 1) * n // width) for i in range(width)]
     logs = [math.log10(abs(v)) if v is not None and math.isfinite(v) and v != 0
             else None for v in values]
@@ -206,9 +221,13 @@ def sparkline(values: list[Optional[float]], steps: list[int],
             continue
         level = (max(known) - low) / (high - low) if high > low else 0.5
         text.append(SPARK[min(len(SPARK) - 1, int(level * (len(SPARK) - 1)))])
+    return text
+
+
+def span(values: list[Optional[float]]) -> str:
+    """The first and last finite values: `0.6957 … 4.88e-05`."""
     first, last = _first_finite(values), _last_finite(values)
-    span = f"{words.number(first)} … {words.number(last)}"
-    return text, span
+    return f"{words.number(first)} … {words.number(last)}"
 
 
 def _number(value: Any) -> Optional[float]:
