@@ -46,7 +46,8 @@ MaxSteps = Annotated[Optional[int], typer.Option(
 Timeout = Annotated[Optional[float], typer.Option(help="Seconds one pass may run.")]
 Seed = Annotated[Optional[int], typer.Option(
     help="Seed torch, numpy and random first.")]
-Threads = Annotated[Optional[int], typer.Option(help="torch threads in every pass.")]
+Threads = Annotated[Optional[int], typer.Option(
+    help="torch threads in the watch and replay (probes run 1 each).")]
 NoProbes = Annotated[bool, typer.Option(
     "--no-probes", help="Skip the counterfactual runs.")]
 JsonPath = Annotated[Optional[Path], typer.Option(
@@ -254,6 +255,10 @@ def check(
     if update_baseline is not None and verdict.passed:
         _write(update_baseline, json_report.dumps(json_report.build(
             result, command="check")) + "\n")
+        stderr_console().print(f"{update_baseline}: written as the new baseline "
+                               f"({len(result.evidence.watch.steps)} steps); "
+                               f"compare later runs with --baseline "
+                               f"{update_baseline}.", highlight=False)
     elif update_baseline is not None:
         stderr_console().print(f"{update_baseline}: not updated, this run "
                                "failed its check.", highlight=False)
@@ -275,7 +280,8 @@ def lr_sweep(
         "constant-rate runs below the sweep's (a few more runs)."),
     timeout: Timeout = None,
     seed: Seed = None,
-    threads: Threads = None,
+    threads: Optional[int] = typer.Option(
+        None, help="torch threads of the sweep (repeats run 1 each)."),
     plot_path: Optional[Path] = typer.Option(
         None, "--plot", help="Write a PNG of the curve here (needs matplotlib)."),
     json_path: JsonPath = None,
@@ -324,14 +330,16 @@ def examples() -> None:
 
 @app.command()
 def explain(code: Annotated[str, typer.Argument(
-        help="A finding's code, e.g. ND101.")]) -> None:
+        help="A finding's code, e.g. ND101, or its cause, e.g. "
+             "log_of_nonpositive.")]) -> None:
     """Print what a rule detects, why training breaks, an example, and the fix."""
     from .rules.catalog import RULES, lookup
 
     doc = lookup(code)
     if doc is None:
         known = ", ".join(sorted(RULES))
-        raise NandoctorError(f"unknown rule code '{code}'. Known codes: {known}.")
+        raise NandoctorError(f"unknown rule code or cause '{code}'. Known "
+                             f"codes: {known}.")
     stdout_console().print(doc.render())
 
 

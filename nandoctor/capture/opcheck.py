@@ -217,6 +217,9 @@ class OpChecker:
             return type(root).__name__
         for name, module in root.named_modules():
             if module is here:
+                # `net.2` says little on its own: `net.2 (Linear)` says which.
+                if name.rpartition(".")[2].isdigit():
+                    return f"{name} ({type(here).__name__})"
                 return name
         return type(here).__name__
 

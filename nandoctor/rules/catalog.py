@@ -207,4 +207,10 @@ RULES = {doc.code: doc for doc in _DOCS}
 
 
 def lookup(code: str) -> Optional[RuleDoc]:
-    return RULES.get(code.strip().upper())
+    """A rule by its code (`ND101`), or by the cause reports name
+    (`log_of_nonpositive`): the rule whose own cause it is, not a warning's."""
+    wanted = code.strip()
+    if wanted.upper() in RULES:
+        return RULES[wanted.upper()]
+    return next((doc for doc in sorted(RULES.values(), key=lambda d: d.code)
+                 if doc.cause == wanted.lower()), None)

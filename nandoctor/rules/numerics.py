@@ -31,6 +31,8 @@ SOFTMAX_OPS = {"softmax", "_softmax", "log_softmax", "_log_softmax"}
 REDUCTION_OPS = {"nll_loss_forward", "nll_loss2d_forward", "mean", "nll_loss",
                  "cross_entropy_loss", "nanmean"}
 LOW_PRECISION = ("float16", "bfloat16")
+# The replay's passes before the model saw the batch.
+_DATA_PASSES = ("data", "entered")
 # Operands this large have lost all headroom: products and squares overflow.
 HUGE = 1e30
 
@@ -92,11 +94,12 @@ def _classify(ev: Evidence, p: dict) -> Optional[Finding]:
                              divisor, backward)
     if op in ROOT_OPS:
         if count(first, "negatives") and not backward and out.get("nan"):
-            return _domain(ev, p, first, f"{op} of a negative number")
+            return _domain(ev, p, first, backward,
+                           title=f"{op} of a negative number")
         if count(first, "zeros") or count(first, "tiny"):
             return _root_at_zero(ev, p, first, backward)
     if op in DOMAIN_OPS:
-        return _domain(ev, p, first, f"{op} outside its domain")
+        return _domain(ev, p, first, backward)
     if op in SPREAD_OPS and out.get("nan") and not backward:
         return _single_value_spread(ev, p, first)
     if op in REDUCTION_OPS and out.get("nan") and not out.get("posinf"):
@@ -132,16 +135,25 @@ def _log(ev: Evidence, p: dict, arg: dict, backward: bool) -> Finding:
                         "computes grad / x, which is infinite at x = 0")
     elif p.get("output", {}).get("neginf"):
         evidence.append("log(0) = -inf; any later 0 * -inf or -inf + inf is NaN")
-    if arg.get("max") is not None and arg["max"] >= 0.999999 and zeros:
-        evidence.append("values at exactly 0 and 1 are the mark of a saturated "
-                        "sigmoid or softmax in float32 (a probability within "
-                        "~6e-8 of 1 rounds to 1.0, one below ~1e-45 to 0)")
-    fixes = [
-        verified("Compute the loss from logits instead of probabilities, e.g. "
-                 "`nn.BCEWithLogitsLoss()` or `F.log_softmax`", None, ev),
-        verified("Or clamp the argument of the log", "torch.log(x.clamp_min(1e-7))",
-                 ev, "eps_guard"),
-    ]
+    probabilities = (arg.get("min") or 0) >= 0 and (arg.get("max") or 0) <= 1
+    if (zeros and probabilities and arg.get("max") is not None
+            and arg["max"] >= 0.999999 and p.get("pass") not in _DATA_PASSES):
+        evidence.append(f"an exact 0 beside values next to 1 (max "
+                        f"{arg['max']:.7g}) is the mark of a saturated sigmoid "
+                        "or softmax in float32 (a probability within ~6e-8 of 1 "
+                        "rounds to 1.0, one below ~1e-45 to 0)")
+    clamp = verified("Or clamp the argument of the log",
+                     "torch.log(x.clamp_min(1e-7))", ev, "eps_guard")
+    if p.get("pass") in _DATA_PASSES:
+        evidence.append("this happened in data preparation, before the model "
+                        "saw the batch: a feature or target holds zeros or "
+                        "negative values")
+        fixes = [Fix(text="Log-transform features that can be 0 with log1p",
+                     code="torch.log1p(x)"), clamp]
+    else:
+        fixes = [verified("Compute the loss from logits instead of "
+                          "probabilities, e.g. `nn.BCEWithLogitsLoss()` or "
+                          "`F.log_softmax`", None, ev), clamp]
     return _finding(ev, p, Cause.LOG_OF_NONPOSITIVE, f"log of {what}", 0.85,
                     evidence, fixes)
 
@@ -228,13 +240,21 @@ def _single_value_spread(ev: Evidence, p: dict, arg: dict) -> Finding:
                     "standard deviation of a single value", 0.75, evidence, fixes)
 
 
-def _domain(ev: Evidence, p: dict, arg: dict, what: str) -> Finding:
+def _domain(ev: Evidence, p: dict, arg: dict, backward: bool,
+            title: Optional[str] = None) -> Finding:
+    op = op_name(p)
     evidence = [f"{where(p)}: input min {number(arg.get('min'))}, max "
                 f"{number(arg.get('max'))}"]
-    fixes = [verified("Clamp the input into the op's domain, e.g. "
+    if backward:
+        # acos(1) is finite; its slope -1/sqrt(1 - x^2) is not.
+        evidence.append(f"the forward value was finite, but the derivative of "
+                        f"{op} is infinite at the edge of its domain (±1)")
+    fixes = [verified("Clamp the input inside the op's domain, e.g. "
                       "`torch.acos(x.clamp(-1 + 1e-7, 1 - 1e-7))`", None, ev,
                       "eps_guard")]
-    return _finding(ev, p, Cause.DOMAIN_ERROR, what, 0.8, evidence, fixes)
+    title = title or (f"gradient of {op} at the edge of its domain" if backward
+                      else f"{op} outside its domain")
+    return _finding(ev, p, Cause.DOMAIN_ERROR, title, 0.8, evidence, fixes)
 
 
 def _empty_reduction(ev: Evidence, p: dict, ins: list[dict]) -> Finding:

@@ -18,6 +18,8 @@ _TARGET_ERRORS = re.compile(
 
 # BCELoss on raw scores: torch refuses inputs outside [0, 1].
 _PROBABILITY_ERRORS = re.compile(r"input.*should be between 0 and 1", re.IGNORECASE)
+# argparse and click, refusing what they were given.
+_ARGUMENT_ERRORS = re.compile(r"unrecognized arguments|no such option|error: argument")
 
 
 def check(ev: Evidence) -> list[Finding]:
@@ -87,6 +89,8 @@ def _crash(ev: Evidence):
             step=len(ev.watch.steps), evidence=(error,),
             fixes=(Fix(text="Class labels must lie in [0, num_classes); BCE "
                             "targets in [0, 1]: check the label encoding"),))
+    if reason == "exit":
+        return _exit_with_code(ev, end.get("exit_code"))
     return Finding(
         code=CODES[Cause.SCRIPT_ERROR], cause=Cause.SCRIPT_ERROR,
         title="the script raised an error", severity=Severity.ERROR,
@@ -94,6 +98,26 @@ def _crash(ev: Evidence):
         evidence=(error, "the full traceback is in the report"),
         fixes=(Fix(text="Fix the error at the line shown; nandoctor reports it "
                         "as it found it"),))
+
+
+def _exit_with_code(ev: Evidence, code: int) -> Finding:
+    """sys.exit(n) or os._exit(n): no traceback, only the script's output."""
+    lines = [line for line in ev.watch.output_tail.splitlines() if line.strip()]
+    evidence = [f"exit code {code} after {len(ev.watch.steps)} steps"]
+    if lines:
+        evidence.append(f"its last output: {lines[-1].strip()[:300]}")
+    fixes = [Fix(text="Read the script's last output (below) for why it stopped")]
+    if _ARGUMENT_ERRORS.search(ev.watch.output_tail):
+        fixes.insert(0, Fix(
+            text="The script rejected its arguments. Everything after the "
+                 "script's name is passed to it: put nandoctor's own options "
+                 "(--json, --max-steps, ...) before the script",
+            code="nandoctor diagnose --json report.json train.py -- --lr 0.1"))
+    return Finding(
+        code=CODES[Cause.SCRIPT_ERROR], cause=Cause.SCRIPT_ERROR,
+        title=f"the script exited with code {code}", severity=Severity.ERROR,
+        confidence=0.95, step=len(ev.watch.steps), evidence=tuple(evidence),
+        fixes=tuple(fixes))
 
 
 def _nondeterminism(ev: Evidence):
