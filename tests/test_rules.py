@@ -97,6 +97,25 @@ def test_exp_overflow_needs_an_argument_past_the_dtype_limit():
     assert Cause.EXP_OVERFLOW not in causes(ev)
 
 
+def test_a_finite_but_huge_exp_before_an_overflow_is_the_root_cause():
+    # exp(0.5 * logvar) stays finite at 1e26; the square after it does not.
+    overflow = {"key": "forward", "pass": "forward", "op": "aten.pow", "step": 5,
+                "site": site(28), "inputs": [stats(min=-8e24, max=8e24)],
+                "output": stats(posinf=4)}
+    grown = {"key": "huge_exp", "pass": "forward", "op": "aten.exp", "step": 5,
+             "call": "torch.exp", "site": site(22), "inputs": [stats(max=60.2)],
+             "output": stats(max=1.4e26)}
+    history = steps([2.0, 1.0, 0.5, 0.3, 0.2, "inf"])
+    findings = rank(run_rules(evidence(history, LOSS_EVENT, (overflow, grown))))
+    assert findings[0].cause is Cause.EXP_OVERFLOW
+    assert findings[0].location.line == 22
+    assert Cause.NUMERIC_OVERFLOW in [f.cause for f in findings]
+    alone = evidence(history, LOSS_EVENT, (overflow,))
+    assert Cause.EXP_OVERFLOW not in causes(alone)
+    earlier = evidence(history, LOSS_EVENT, (overflow, {**grown, "step": 4}))
+    assert Cause.EXP_OVERFLOW not in causes(earlier)
+
+
 def test_division_by_a_zero_divisor():
     producer = {"key": "forward", "pass": "forward", "op": "aten.div",
                 "site": site(45), "inputs": [stats(zeros=4), stats(zeros=1)],
@@ -246,6 +265,20 @@ def test_a_crash_is_a_script_error_and_out_of_range_labels_a_bad_target():
     ev.watch.end = {"reason": "crashed",
                     "error": "IndexError: Target 10 is out of bounds."}
     assert causes(ev)[0] is Cause.BAD_TARGET
+
+
+def test_an_exit_code_is_a_script_error_that_shows_the_last_output():
+    ev = evidence([])
+    ev.watch.end = {"reason": "exit", "exit_code": 2}
+    ev.watch.output_tail = ("usage: train.py [-h]\n"
+                            "train.py: error: unrecognized arguments: --json r\n")
+    top = rank(run_rules(ev))[0]
+    assert (top.cause, top.title) == (Cause.SCRIPT_ERROR,
+                                      "the script exited with code 2")
+    assert "unrecognized arguments" in top.evidence[1]
+    assert "before the script" in top.fixes[0].text
+    ev.watch.output_tail = "out of patience\n"
+    assert "before the script" not in rank(run_rules(ev))[0].fixes[0].text
 
 
 def test_a_replay_that_disagrees_is_nondeterminism():

@@ -34,6 +34,11 @@ from .tensors import all_finite, describe, nonfinite_layout, only_neg_inf
 _SKIP_OPS = frozenset({"empty", "empty_like", "empty_strided", "detach",
                        "new_empty", "new_empty_strided", "_local_scalar_dense"})
 _WHERE_OPS = frozenset({"where"})
+# An exp can return a finite value so large that the next square or product
+# overflows (exp(60) ~ 1e26): then the op that overflows is only where it
+# surfaced. The first such output of the checked step is kept as evidence.
+_GROWTH_OPS = frozenset({"exp", "exp2", "expm1"})
+_HUGE_OUTPUT = 1e15
 _MAX_INPUTS = 4
 
 
@@ -296,6 +301,8 @@ class OpChecker:
         if not bad:
             if name in _WHERE_OPS and self.pass_name in ("forward", "data"):
                 self._note_masking(func, args, kwargs)
+            elif name in _GROWTH_OPS and self.pass_name in ("forward", "data"):
+                self._note_growth(f"aten.{name}", args, kwargs, outputs)
             return
         inputs = _float_tensors((args, kwargs))
         op = f"aten.{name}"
@@ -362,6 +369,16 @@ class OpChecker:
         self.record(key, **{"pass": self.pass_name}, **self._here(op),
                     inputs=[describe(t) for t in inputs[:_MAX_INPUTS]],
                     output=describe(bad[0]))
+
+    def _note_growth(self, op: str, args: tuple, kwargs: dict,
+                     outputs: list) -> None:
+        if "huge_exp" in self.found or not outputs:
+            return
+        if float(outputs[0].detach().abs().amax()) < _HUGE_OUTPUT:
+            return
+        self.record("huge_exp", **{"pass": self.pass_name}, **self._here(op),
+                    inputs=[describe(t) for t in _tensors((args, kwargs))[:1]],
+                    output=describe(outputs[0]))
 
     def _note_masking(self, func: Any, args: tuple, kwargs: dict) -> None:
         inputs = _float_tensors((args, kwargs))

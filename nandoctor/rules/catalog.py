@@ -43,9 +43,12 @@ _DOCS = [
             "or clamp the argument: `torch.log(p.clamp_min(1e-7))`."),
     RuleDoc("ND102", "exp_overflow", "exp overflow",
             "An exp whose argument exceeded the largest value whose exponential "
-            "the dtype can hold (88.7 in float32, 11.1 in float16).",
+            "the dtype can hold (88.7 in float32, 11.1 in float16); or an exp "
+            "earlier in the same step whose finite result was so large (over "
+            "1e15) that the op which overflowed only carried it on.",
             "exp returns inf; a hand-written softmax then divides inf by inf and "
-            "gets NaN.",
+            "gets NaN. A finite exp(60) = 1e26 squared is already inf, as in a "
+            "VAE whose log-variance grew on unscaled inputs.",
             "probs = torch.exp(logits) / torch.exp(logits).sum(1, keepdim=True)",
             "Use `torch.softmax`, `F.log_softmax` or `F.cross_entropy`, which "
             "subtract the maximum first; or subtract `logits.amax(1, keepdim=True)`."),

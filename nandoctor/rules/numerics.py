@@ -70,7 +70,9 @@ def _op_findings(ev: Evidence, producer: dict,
     finding = _weigh_probes(ev, finding)
     if finding.confidence > confidence_cap:
         finding = _with(finding, confidence=confidence_cap)
-    return [finding]
+    upstream = _huge_exp(ev, producer) if finding.cause is Cause.NUMERIC_OVERFLOW \
+        else None
+    return [upstream, finding] if upstream else [finding]
 
 
 def _classify(ev: Evidence, p: dict) -> Optional[Finding]:
@@ -348,6 +350,27 @@ def _overflow(ev: Evidence, p: dict, out: dict) -> Optional[Finding]:
     return _finding(ev, p, Cause.NUMERIC_OVERFLOW, "values grew until they "
                     "overflowed", 0.45, evidence, fixes, severity=Severity.WARNING,
                     role="surfaced")
+
+
+def _huge_exp(ev: Evidence, overflowed: dict) -> Optional[Finding]:
+    """An exp earlier in the same step returned a finite but huge value: the
+    op that overflowed only carried it on."""
+    grown = ev.producer("huge_exp")
+    if grown is None or grown.get("step") != overflowed.get("step"):
+        return None
+    arg = (grown.get("inputs") or [{}])[0]
+    out = grown.get("output") or {}
+    evidence = [f"{where(grown)} received up to {number(arg.get('max'))} and "
+                f"returned up to {number(out.get('max'))}: finite, but past "
+                "what the next product or square can hold",
+                f"{where(overflowed)} then overflowed on it"]
+    fixes = [Fix(text="Bound the exponent before exp, e.g. a log-variance",
+                 code="torch.exp(0.5 * logvar.clamp(-20, 20))"),
+             Fix(text="Or scale the inputs that drive it (standardise features "
+                      "and targets)")]
+    return _finding(ev, grown, Cause.EXP_OVERFLOW,
+                    "exp made values too large to compute with", 0.7, evidence,
+                    fixes)
 
 
 def _where_leak(ev: Evidence) -> Optional[Finding]:

@@ -12,7 +12,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 FAULTS = (
-    "log", "exp", "div", "sqrt", "acos", "where", "masked_softmax", "empty_mean",
+    "log", "exp", "exp_grows", "div", "sqrt", "acos", "where", "masked_softmax", "empty_mean",
     "fp16", "half_adam", "nan_input", "nan_target", "nll_raw", "lr", "rnn",
     "zero_grad", "randn_init", "unseeded", "raises",
 )
@@ -53,6 +53,14 @@ def loss_for(fault, fixed, model, xb, yb, step):
         exp = torch.exp(logits)
         probs = exp / exp.sum(1, keepdim=True)
         return -torch.log(probs[torch.arange(len(yb)), yb.long()]).mean()
+    if fault == "exp_grows":
+        # A log-variance head on unscaled inputs: exp(0.5 * 120) is finite,
+        # its square is not.
+        logvar = out * 0 + xb[:, 0] * 20 + 60
+        if fixed:
+            logvar = logvar.clamp(-20, 20)
+        std = torch.exp(0.5 * logvar)
+        return (out + std).pow(2).mean() * 1e-12
     if fault == "div":
         e = xb.clone()
         e[0] = 0.0  # an empty example embeds to the zero vector
