@@ -177,6 +177,14 @@ class Evidence:
     def probe(self, name: str) -> Optional[ProbeOutcome]:
         return next((p for p in self.probes if p.name == name), None)
 
+    @property
+    def baseline_reproduced(self) -> bool:
+        """The probes' baseline (one thread) failed too, or it was not run.
+        When it ran clean, the failure hangs on the thread count, and a probe
+        that runs clean proves nothing about its change."""
+        base = self.baseline
+        return base is None or base.failed or base.crashed
+
     def finite_losses(self) -> list[tuple[int, float]]:
         return [(s["step"], v) for s, v in zip(self.watch.steps, self.watch.losses())
                 if v is not None and math.isfinite(v)]

@@ -79,6 +79,23 @@ def test_log_of_zero_is_the_root_cause():
     assert top.confidence > 0.5
 
 
+def test_a_probe_verifies_nothing_when_the_baseline_ran_clean():
+    producer = {"key": "forward", "pass": "forward", "op": "aten.log",
+                "call": "torch.log", "site": site(21),
+                "inputs": [stats(zeros=1, min=0.0)], "output": stats(neginf=1)}
+    history = steps([0.7, 0.5, 0.3, 0.2, 0.1, "nan"])
+    guard = outcome("eps_guard", None, final=0.05)
+
+    def fixes(baseline: ProbeOutcome) -> list:
+        ev = evidence(history, LOSS_EVENT, (producer,), probes=(guard,),
+                      baseline=baseline)
+        return [f.verified_by for f in rank(run_rules(ev))[0].fixes]
+
+    assert "eps_guard" in fixes(outcome("baseline", 5))
+    # One thread, unchanged, and no failure: the guard's clean run shows nothing.
+    assert "eps_guard" not in fixes(outcome("baseline", None))
+
+
 def test_log_of_positive_values_is_not_blamed():
     producer = {"key": "forward", "pass": "forward", "op": "aten.log",
                 "call": "torch.log", "site": site(21),

@@ -36,6 +36,7 @@ def build(diagnosis: Diagnosis, command: str = "diagnose") -> dict[str, Any]:
                      enumerate(diagnosis.findings, start=1)],
         "probes": [p.to_dict() for p in ev.probes],
         "baseline": ev.baseline.to_dict() if ev.baseline else None,
+        "baseline_reproduced": ev.baseline_reproduced,
         "crash": _crash(watch.end),
         "history": [{k: s.get(k) for k in _HISTORY_KEYS if k in s}
                     for s in watch.steps],

@@ -130,8 +130,9 @@ def _probes(diagnosis: Diagnosis) -> str:
         losses = f"{words.number(p.first_loss)} → {words.number(p.final_loss)}"
         rows.append((code(p.name), text(p.change), bad, losses))
     header = ("probe", "change", "first non-finite", "loss first → last")
+    note = "" if ev.baseline_reproduced else f"\n{text(words.BASELINE_CLEAN)}\n"
     return ("### Probes: the same run with one change\n\n"
-            + _table(header, rows))
+            + _table(header, rows) + note)
 
 
 def _history(diagnosis: Diagnosis) -> str:

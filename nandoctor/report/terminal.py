@@ -143,6 +143,8 @@ def probes_table(diagnosis: Diagnosis) -> Table:
             Text(p.verdict(), style="red" if p.failed or p.crashed else "green"),
             f"{words.number(p.first_loss)} → {words.number(p.final_loss)}",
         )
+    if not ev.baseline_reproduced:
+        table.caption = words.BASELINE_CLEAN
     return table
 
 

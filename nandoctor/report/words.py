@@ -19,6 +19,11 @@ ROLE_WORDS = {"root": "root cause", "surfaced": "where it surfaced",
               "precursor": "warning sign", "context": "context"}
 
 
+BASELINE_CLEAN = ("The baseline (the script unchanged, one thread) ran clean: "
+                  "the failure depends on the thread count, so no probe can "
+                  "show that its change removed it.")
+
+
 def headline(diagnosis: Diagnosis) -> str:
     ev = diagnosis.evidence
     status = diagnosis.status

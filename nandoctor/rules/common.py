@@ -50,12 +50,8 @@ def operands(producer: dict) -> list[dict]:
 def probe_learns(ev: Evidence, name: str) -> Optional[ProbeOutcome]:
     """The probe if it removed the failure and the loss still went down."""
     probe = ev.probe(name)
-    if probe is None or not probe.learns:
+    if probe is None or not probe.learns or not ev.baseline_reproduced:
         return None
-    baseline = ev.baseline
-    if baseline is not None and not baseline.failed and baseline.final_loss is not None:
-        if probe.final_loss is not None and probe.final_loss > 2 * baseline.final_loss:
-            return None
     return probe
 
 
