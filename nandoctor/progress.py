@@ -26,7 +26,7 @@ class ProgressReporter:
         self.enabled = enabled
         self.live = enabled and console.is_terminal
         self._progress: Optional[Progress] = None
-        self._task: Any = None
+        self._tasks: dict[str, Any] = {}
         self._last_line = 0.0
         self._steps: dict[str, int] = {}
 
@@ -51,15 +51,19 @@ class ProgressReporter:
             self._start(name, info)
         elif stage == "event" and info.get("event") == "step":
             self._step(name, info)
-        elif stage == "done" and not self.live:
+        elif stage == "done" and self._progress is not None:
+            task = self._tasks.pop(name, None)
+            if task is not None:  # passes run side by side: a line each
+                self._progress.remove_task(task)
+        elif stage == "done":
             self.console.print(f"{name}: done in {info.get('seconds', 0):.1f} s")
 
     def _start(self, name: str, info: dict) -> None:
         words = PASS_WORDS.get(name, name)
         if self._progress is not None:
-            if self._task is not None:
-                self._progress.remove_task(self._task)
-            self._task = self._progress.add_task(
+            if name in self._tasks:
+                self._progress.remove_task(self._tasks[name])
+            self._tasks[name] = self._progress.add_task(
                 words, total=info.get("max_steps"), detail="")
         else:
             self.console.print(f"{words} ...")
@@ -67,17 +71,18 @@ class ProgressReporter:
     def _step(self, name: str, info: dict) -> None:
         step = info.get("step", 0)
         loss = info.get("loss")
-        detail = f"{name} step {step}"
+        detail = f"step {step}"
         if isinstance(loss, (int, float)) and math.isfinite(loss):
             detail += f" loss {loss:.4g}"
         elif loss is not None:
             detail += f" loss {loss}"
-        if self._progress is not None and self._task is not None:
+        task = self._tasks.get(name)
+        if self._progress is not None and task is not None:
             done = max(self._steps.get(name, 0), step + 1)
             self._steps[name] = done
-            self._progress.update(self._task, completed=done, detail=detail)
+            self._progress.update(task, completed=done, detail=detail)
             return
         now = time.monotonic()
         if now - self._last_line >= PLAIN_EVERY_SECONDS:
             self._last_line = now
-            self.console.print(detail)
+            self.console.print(f"{name} {detail}")
