@@ -44,6 +44,9 @@ def margin(test: RangeTest) -> tuple[str, str]:
         meaning = f"the script's rate is {times(value)} the divergence rate"
     else:
         meaning = f"the script's rate is {times(1 / value)} below divergence"
+    if test.confirmation is None:
+        # A swept rate runs away later than a constant one would.
+        meaning += " as swept (an upper bound: constant-rate runs skipped)"
     return f"{value:.2g}", meaning
 
 
