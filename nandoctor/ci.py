@@ -162,10 +162,19 @@ def _finite_check(diagnosis: Diagnosis) -> Check:
     message = (f"first {what} at step {first['step']} "
                f"{words.PHASE_WORDS.get(first['phase'], first['phase'])} "
                f"({first.get('tensor')})")
-    if first.get("op"):
-        message += f", made by {first['op']}"
     where = Location(file=first.get("file"), line=first.get("line"),
                      module=first.get("module"))
+    if first.get("node"):
+        # A backward producer is known by its node and the forward line
+        # that created it: that line is the one to fix.
+        message += f", made by {first['node']}"
+        if first.get("call"):
+            message += f" (the gradient of {first['call']})"
+        where = Location(file=first.get("forward_file"),
+                         line=first.get("forward_line"),
+                         module=first.get("module"))
+    elif first.get("op"):
+        message += f", made by {first['op']}"
     if words.place(where):
         message += f" at {words.place(where)}"
     return Check(CHECK_FINITE, Outcome.FAILED, message, location=where)
