@@ -163,7 +163,7 @@ def diagnose(
         if evidence.bad_step is not None and not interrupted:
             try:
                 seconds.update(_explain(plan, evidence, settings, notify, probes,
-                                        launcher))
+                                        launcher, threads))
             except (Interrupted, KeyboardInterrupt):  # the watch's evidence stands
                 interrupted = True
 
@@ -301,11 +301,15 @@ def _replay_plan(plan: Plan, evidence: Evidence, settings: Settings) -> Plan:
 
 def _explain(plan: Plan, evidence: Evidence, settings: Settings,
              notify: ProgressCallback, with_probes: bool,
-             launcher: Launcher) -> dict[str, float]:
-    """Replay and probes, overlapped: the probes that need no op from the
-    replay (baseline, lower rates, clipping) start beside it; the others
-    (a guard at the flagged op, precision, data) once it has answered."""
+             launcher: Launcher, replay_threads: int) -> dict[str, float]:
+    """Replay and probes, overlapped where cores allow: the probes that need
+    no op from the replay (baseline, lower rates, clipping) start beside it
+    when it leaves a core free; the others (a guard at the flagged op,
+    precision, data) once it has answered."""
     replay = settings.replay.enabled
+    # A replay whose threads share their cores with probes waits on its
+    # slowest thread at every parallel op: on two cores it took 3x longer.
+    beside = not replay or (os.cpu_count() or 1) > replay_threads
     probing = with_probes and settings.probes.enabled
     until = probe_runs.horizon(evidence.bad_step, settings.probes)
     if settings.max_steps is not None:
@@ -327,19 +331,19 @@ def _explain(plan: Plan, evidence: Evidence, settings: Settings,
         try:
             pending = submit("replay", _replay_plan(plan, evidence, settings)) \
                 if replay else None
-            early = probe_runs.independent(settings.probes) if probing else []
-            jobs = [(None, submit(probe_runs.BASELINE,
-                                  probe_runs.probe_plan(plan, None, until)))] \
+            early = [None, *probe_runs.independent(settings.probes)] \
                 if probing else []
-            jobs += [(p, submit(p.name, probe_runs.probe_plan(plan, p, until)))
-                     for p in early]
+            jobs = [(p, submit(p.name if p else probe_runs.BASELINE,
+                               probe_runs.probe_plan(plan, p, until)))
+                    for p in (early if beside else [])]
             if pending is not None:
                 evidence.replay = _checked(pending.result(), "replay")
                 seconds["replay"] = evidence.replay.seconds
                 notify("done", {"pass": "replay", "seconds": seconds["replay"]})
             late = probe_runs.dependent(evidence, settings.probes) if probing else []
-            jobs += [(p, submit(p.name, probe_runs.probe_plan(plan, p, until)))
-                     for p in late]
+            jobs += [(p, submit(p.name if p else probe_runs.BASELINE,
+                                probe_runs.probe_plan(plan, p, until)))
+                     for p in ([] if beside else early) + late]
             results = [(p, _checked(f.result(), "probe")) for p, f in jobs]
         except KeyboardInterrupt:
             cancel.set()
