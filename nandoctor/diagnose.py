@@ -23,6 +23,7 @@ from .findings import Cause, Finding
 from .plan import Plan
 from .rules import rank, run_rules
 from .runner import Interrupted, Launcher, PassResult, run_pass
+from .sweep import Bracket
 
 ProgressCallback = Callable[[str, dict], None]
 
@@ -189,11 +190,35 @@ def _find_stable_lr(target: Target, settings: Settings, evidence: Evidence,
 
     notify("start", {"pass": "sweep"})
     started = time.monotonic()
-    launcher.refill.add(default_threads(settings))
-    evidence.stable_lr = largest_stable_lr(target, settings, launcher)
+    known = _known_bracket(evidence)
+    if known is None:
+        launcher.refill.add(default_threads(settings))
+        evidence.stable_lr = largest_stable_lr(target, settings, launcher)
+    else:  # the probes bracket it already: constant-rate runs only
+        launcher.refill.add(probe_runs.PROBE_THREADS)
+        until = probe_runs.horizon(evidence.bad_step, settings.probes)
+        evidence.stable_lr = largest_stable_lr(target, settings, launcher,
+                                               known, until)
     elapsed = time.monotonic() - started
     notify("done", {"pass": "sweep", "seconds": elapsed})
     return elapsed
+
+
+def _known_bracket(evidence: Evidence) -> Optional[Bracket]:
+    """[a lower rate that trained, the script's rate that failed], when a
+    learning-rate probe found one at the script's constant starting rate."""
+    lrs = evidence.watch.steps[0].get("lrs") if evidence.watch.steps else None
+    rate = lrs[0] if lrs and isinstance(lrs[0], (int, float)) else None
+    if rate is None or rate <= 0 or not evidence.baseline_reproduced:
+        return None
+    if any((s.get("lrs") or [rate])[0] != rate for s in evidence.watch.steps):
+        return None  # a schedule: the failing rate was not the first one
+    factors = [p.lr_factor for p in evidence.probes
+               if p.lr_factor is not None and p.learns]
+    if not factors:
+        return None
+    return Bracket(rate * max(factors), rate, low_verified=True,
+                   high_verified=True)
 
 
 def _wants_stable_lr(findings: list[Finding], settings: Settings,
@@ -350,8 +375,10 @@ def _explain(plan: Plan, evidence: Evidence, settings: Settings,
             pool.shutdown(wait=True, cancel_futures=True)
             raise
     if results:
-        outcomes = [probe_runs.outcome(r, r.name, probe_runs.describe_change(p),
-                                       until) for p, r in results]
+        outcomes = [probe_runs.outcome(
+            r, r.name, probe_runs.describe_change(p), until,
+            p.lr_factor if p is not None and p.lr_factor != 1.0 else None)
+            for p, r in results]
         evidence.baseline, evidence.probes = outcomes[0], outcomes[1:]
         seconds["probes"] = time.monotonic() - started
         notify("done", {"pass": "probes", "seconds": seconds["probes"]})

@@ -26,6 +26,8 @@ class ProbeOutcome:
     first_loss: Optional[float]
     steps_run: int
     ended: str
+    # The factor on every group's rate, for a learning-rate probe.
+    lr_factor: Optional[float] = None
 
     @property
     def failed(self) -> bool:

@@ -150,7 +150,8 @@ def probe_plan(base: Plan, probe: Optional[Probe], until: int) -> Plan:
     )
 
 
-def outcome(result: PassResult, name: str, change: str, until: int) -> ProbeOutcome:
+def outcome(result: PassResult, name: str, change: str, until: int,
+            lr_factor: Optional[float] = None) -> ProbeOutcome:
     losses = [v for v in result.losses() if v is not None]
     finite = [v for v in losses if math.isfinite(v)]
     bad = next((s["step"] for s in result.steps if _broken(s)), None)
@@ -162,7 +163,7 @@ def outcome(result: PassResult, name: str, change: str, until: int) -> ProbeOutc
         final_loss=_tail_mean(finite) if finite and bad is None else None,
         best_loss=min(finite) if finite else None,
         first_loss=finite[0] if finite else None,
-        steps_run=len(result.steps), ended=result.reason,
+        steps_run=len(result.steps), ended=result.reason, lr_factor=lr_factor,
     )
 
 

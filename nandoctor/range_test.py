@@ -152,24 +152,37 @@ def run_range_test(target: Target, settings: Settings,
                      summary=summary, threads=threads, seed=settings.seed,
                      seconds=seconds)
     if confirm and test.crash is None and summary.divergence is not None:
-        test.confirmation = _confirm(target, settings, summary.divergence.median,
-                                     sweep, notify, launcher)
+        divergence = summary.divergence.median
+        test.confirmation = _confirm(
+            target, settings, Bracket(divergence / CONFIRM_SPAN, divergence),
+            sweep, notify, launcher)
         test.summary = summarize([r.reading for r in repeats], current,
                                  _confirmed_divergence(test.confirmation))
     return test
 
 
 def largest_stable_lr(target: Target, settings: Settings,
-                      launcher: Optional[Launcher] = None) -> Optional[float]:
+                      launcher: Optional[Launcher] = None,
+                      known: Optional[Bracket] = None,
+                      horizon: Optional[int] = None) -> Optional[float]:
     """The largest constant rate that stayed stable, for `diagnose` to state.
 
     A short sweep (SHORT_SWEEP_STEPS steps over the configured range, one
     repeat) bounds the divergence; constant-rate runs over as many steps
-    then find the highest rate below it that stays stable. None when the
-    loss did not diverge up to `end_lr`, no constant rate was seen stable,
-    or the script could not be swept (no optimizer, a crash); the reason is
-    logged.
+    then find the highest rate below it that stays stable. With a `known`
+    bracket (diagnose's probes: a lower rate that trained, the script's
+    rate that failed) the sweep is skipped and the runs, `horizon` steps
+    each, start from it. None when the loss did not diverge up to `end_lr`,
+    no constant rate was seen stable, or the script could not be swept (no
+    optimizer, a crash); the reason is logged.
     """
+    if known is not None:
+        sweep = replace(_sweep_of(settings.sweep),
+                        steps=max(horizon or 0, SHORT_SWEEP_STEPS))
+        confirmation = _confirm(target, settings, known, sweep,
+                                lambda stage, info: None, launcher)
+        bracket = confirmation.bracket
+        return bracket.low if bracket.low_verified else None
     steps = min(settings.sweep.steps, SHORT_SWEEP_STEPS)
     sweep = replace(settings.sweep, repeats=1, steps=steps)
     short = replace(settings, sweep=sweep)
@@ -227,13 +240,12 @@ def _read(index: int, sweep: Sweep, result: PassResult) -> Repeat:
                   base_lrs=start.get("base_lrs", []))
 
 
-def _confirm(target: Target, settings: Settings, divergence: float,
+def _confirm(target: Target, settings: Settings, start: Bracket,
              sweep: Sweep, notify: ProgressCallback,
              launcher: Optional[Launcher]) -> Confirmation:
     """Rounds of constant-rate runs in parallel, each round narrowing the
-    bracket [divergence / CONFIRM_SPAN, divergence] by the cores' count + 1."""
+    bracket by the cores' count + 1."""
     cores = max(2, os.cpu_count() or 1)
-    start = Bracket(divergence / CONFIRM_SPAN, divergence)
     confirmation = Confirmation(horizon=sweep.steps, bracket=start)
     notify("start", {"pass": CONFIRM_PASS, "max_steps": sweep.steps})
     started = time.monotonic()

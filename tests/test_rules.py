@@ -6,6 +6,7 @@ The end-to-end counterparts (real scripts) are in test_rule_scripts.py.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Any, Optional
 
 import pytest
@@ -323,3 +324,26 @@ def test_dynamics_oracle():
     assert d.grad_growth_per_step == pytest.approx(2.0)
     assert d.rises_from_start is False  # 8x is not 10x
     assert math.isclose(d.last_loss, 8.0)
+
+
+def test_the_probes_bracket_the_largest_stable_rate_only_at_a_constant_rate():
+    from nandoctor.diagnose import _known_bracket
+
+    history = [{**s, "lrs": [0.03]} for s in steps([10.0, 50.0, "inf"])]
+    lower = replace(outcome("lr_x0.1", None, final=5.0, first=10.0),
+                    lr_factor=0.1)
+    failed = outcome("baseline", 2)
+    ev = evidence(history, LOSS_EVENT, probes=(lower,), baseline=failed)
+    bracket = _known_bracket(ev)
+    assert (bracket.low, bracket.high) == pytest.approx((0.003, 0.03))
+    assert bracket.low_verified and bracket.high_verified
+    # A schedule: the rate that failed was not the first one.
+    warm = [{**s, "lrs": [0.03 * (i + 1)]} for i, s in enumerate(history)]
+    assert _known_bracket(evidence(warm, LOSS_EVENT, probes=(lower,),
+                                   baseline=failed)) is None
+    # The lower rate failed too, or the baseline ran clean: nothing known.
+    assert _known_bracket(evidence(history, LOSS_EVENT, baseline=failed,
+                                   probes=(replace(lower, first_nonfinite_step=9,
+                                                   final_loss=None),))) is None
+    assert _known_bracket(evidence(history, LOSS_EVENT, probes=(lower,),
+                                   baseline=outcome("baseline", None))) is None

@@ -77,7 +77,7 @@ def _lr_too_high(ev: Evidence, dyn: signals.Dynamics,
     fixes = [verified("Lower the learning rate (a tenth is a good start)", None,
                       ev, lower.name if lower else "lr_x0.1")]
     if ev.stable_lr is not None:
-        evidence.append(f"a short learning-rate sweep with fixed-rate runs: the "
+        evidence.append(f"runs at fixed rates below the failing one: the "
                         f"largest rate that stayed stable is {ev.stable_lr:.3g}")
         fixes.insert(0, Fix(text=f"Use a learning rate of at most "
                                  f"{ev.stable_lr:.3g}, with some margin",
