@@ -20,8 +20,9 @@ from .errors import NandoctorError
 from .evidence import Evidence
 from .exitcodes import ExitCode
 from .findings import Cause, Finding
-from .plan import Plan
+from .plan import Plan, Probe
 from .rules import rank, run_rules
+from .rules.common import probe_learns
 from .runner import Interrupted, Launcher, PassResult, run_pass
 from .sweep import Bracket
 
@@ -209,12 +210,12 @@ def _known_bracket(evidence: Evidence) -> Optional[Bracket]:
     learning-rate probe found one at the script's constant starting rate."""
     lrs = evidence.watch.steps[0].get("lrs") if evidence.watch.steps else None
     rate = lrs[0] if lrs and isinstance(lrs[0], (int, float)) else None
-    if rate is None or rate <= 0 or not evidence.baseline_reproduced:
+    if rate is None or rate <= 0:
         return None
     if any((s.get("lrs") or [rate])[0] != rate for s in evidence.watch.steps):
         return None  # a schedule: the failing rate was not the first one
     factors = [p.lr_factor for p in evidence.probes
-               if p.lr_factor is not None and p.learns]
+               if p.lr_factor is not None and probe_learns(evidence, p.name)]
     if not factors:
         return None
     return Bracket(rate * max(factors), rate, low_verified=True,
@@ -356,19 +357,19 @@ def _explain(plan: Plan, evidence: Evidence, settings: Settings,
         try:
             pending = submit("replay", _replay_plan(plan, evidence, settings)) \
                 if replay else None
+            def start_probe(p: Optional[Probe]) -> tuple[Optional[Probe], Future]:
+                name = p.name if p else probe_runs.BASELINE
+                return p, submit(name, probe_runs.probe_plan(plan, p, until))
+
             early = [None, *probe_runs.independent(settings.probes)] \
                 if probing else []
-            jobs = [(p, submit(p.name if p else probe_runs.BASELINE,
-                               probe_runs.probe_plan(plan, p, until)))
-                    for p in (early if beside else [])]
+            jobs = [start_probe(p) for p in (early if beside else [])]
             if pending is not None:
                 evidence.replay = _checked(pending.result(), "replay")
                 seconds["replay"] = evidence.replay.seconds
                 notify("done", {"pass": "replay", "seconds": seconds["replay"]})
             late = probe_runs.dependent(evidence, settings.probes) if probing else []
-            jobs += [(p, submit(p.name if p else probe_runs.BASELINE,
-                                probe_runs.probe_plan(plan, p, until)))
-                     for p in ([] if beside else early) + late]
+            jobs += [start_probe(p) for p in ([] if beside else early) + late]
             results = [(p, _checked(f.result(), "probe")) for p, f in jobs]
         except KeyboardInterrupt:
             cancel.set()
