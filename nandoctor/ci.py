@@ -175,9 +175,15 @@ def _finite_check(diagnosis: Diagnosis) -> Check:
                          module=first.get("module"))
     elif first.get("op"):
         message += f", made by {first['op']}"
-    if words.place(where):
-        message += f" at {words.place(where)}"
-    return Check(CHECK_FINITE, Outcome.FAILED, message, location=where)
+    return Check(CHECK_FINITE, Outcome.FAILED, message + _at(where),
+                 location=where)
+
+
+def _at(where: Location) -> str:
+    """` at train.py:41 (fc)`, or nothing where nothing is known."""
+    place = words.place(where)
+    return f" at {place}" if place else ""
+
 
 
 def _runaway_check(diagnosis: Diagnosis) -> Check:
@@ -198,9 +204,8 @@ def _runaway_check(diagnosis: Diagnosis) -> Check:
                    f"{diagnosis.settings.watch.runaway_patience} steps")
     site = divergence.get("site") or {}
     where = Location(file=site.get("file"), line=site.get("line"))
-    if words.place(where):
-        message += f" at {words.place(where)}"
-    return Check(CHECK_RUNAWAY, Outcome.FAILED, message, location=where)
+    return Check(CHECK_RUNAWAY, Outcome.FAILED, message + _at(where),
+                 location=where)
 
 
 def _findings_check(findings: list[Finding], fail_on: Severity) -> Check:
@@ -211,11 +216,9 @@ def _findings_check(findings: list[Finding], fail_on: Severity) -> Check:
                      f"none at {fail_on.value} or above ({len(findings)} in all)")
     details: list[str] = []
     for finding in failing:
-        place = words.place(finding.location)
-        where = f" at {place}" if place else ""
         details.append(f"[{finding.code}] {finding.title} "
                        f"({finding.severity.value}, {words.role(finding.role)})"
-                       f"{where}")
+                       f"{_at(finding.location)}")
         details += [f"  {item}" for item in finding.evidence]
     top = failing[0]
     count = "1 finding" if len(failing) == 1 else f"{len(failing)} findings"

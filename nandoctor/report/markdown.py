@@ -107,8 +107,9 @@ def _findings(findings: list[Finding]) -> str:
                      f"{finding.severity.value} · {words.role(finding.role)} · "
                      f"{finding.cause.value} · confidence "
                      f"{finding.confidence:.2f}")
-        if words.place(finding.location):
-            lines.append(f"   at {code(words.place(finding.location))}")
+        place = words.place(finding.location)
+        if place:
+            lines.append(f"   at {code(place)}")
         lines += [f"   - {text(item)}" for item in finding.evidence]
         for fix in finding.fixes:
             mark = "✓ verified" if fix.verified_by else "→ try"
