@@ -19,7 +19,7 @@ outgoing gradients are non-finite while its incoming ones were finite is blamed.
 from __future__ import annotations
 
 import math
-from typing import Any, Optional
+from typing import Any, NamedTuple, Optional
 
 import torch
 from torch.overrides import TorchFunctionMode
@@ -34,12 +34,52 @@ from .tensors import all_finite, describe, nonfinite_layout, only_neg_inf
 _SKIP_OPS = frozenset({"empty", "empty_like", "empty_strided", "detach",
                        "new_empty", "new_empty_strided", "_local_scalar_dense"})
 _WHERE_OPS = frozenset({"where"})
+# Ops that can make no non-finite value out of finite inputs, nor a NaN out
+# of an infinity: their output is tested only when an input is already known
+# to be non-finite (it may carry an intentional -inf along).
+_CARRY_OPS = frozenset({
+    "relu", "relu_", "threshold_backward", "max_pool2d_with_indices",
+    "max_pool2d_with_indices_backward", "max_pool1d", "max_pool3d_with_indices",
+    "clone", "cat", "stack", "index_select", "gather", "index",
+    "constant_pad_nd", "abs", "neg", "clamp", "clamp_min", "clamp_max",
+    "select_backward", "slice_backward", "hardtanh", "hardtanh_backward",
+})
 # An exp can return a finite value so large that the next square or product
 # overflows (exp(60) ~ 1e26): then the op that overflows is only where it
 # surfaced. The first such output of the checked step is kept as evidence.
 _GROWTH_OPS = frozenset({"exp", "exp2", "expm1"})
 _HUGE_OUTPUT = 1e15
 _MAX_INPUTS = 4
+# Indexing never makes a non-finite value, and a DataLoader over a
+# TensorDataset indexes every tensor once per sample: more than half of a
+# small model's calls. They bypass both modes (plain tensors only: a tensor
+# subclass may need its own dispatch).
+_NEVER_PRODUCE = frozenset({torch.Tensor.__getitem__})
+_PLAIN_TYPES = frozenset({torch.Tensor, torch.nn.Parameter})
+# For each in-place op, the arguments it writes: (position, name) pairs.
+_WRITTEN: dict[Any, tuple[tuple[int, str], ...]] = {}
+
+
+class _OpInfo(NamedTuple):
+    """What the dispatch check needs to know of an op, worked out once."""
+
+    name: str
+    skip: bool
+    carry: bool
+    mutable: bool
+
+
+_INFO: dict[Any, _OpInfo] = {}
+
+
+def _op_info(func: Any) -> _OpInfo:
+    info = _INFO.get(func)
+    if info is None:
+        name = func.overloadpacket.__name__
+        info = _INFO[func] = _OpInfo(
+            name=name, skip=name in _SKIP_OPS or func.is_view,
+            carry=name in _CARRY_OPS, mutable=func._schema.is_mutable)
+    return info
 
 
 def _tensors(value: Any) -> list[torch.Tensor]:
@@ -61,6 +101,21 @@ def _tensors(value: Any) -> list[torch.Tensor]:
 
 def _float_tensors(value: Any) -> list[torch.Tensor]:
     return [t for t in _tensors(value) if t.is_floating_point()]
+
+
+def _written_tensors(func: Any, args: tuple, kwargs: dict) -> list[torch.Tensor]:
+    """The float tensors an in-place or out= op overwrites: only their state
+    before the op is lost once it has run."""
+    spec = _WRITTEN.get(func)
+    if spec is None:
+        spec = _WRITTEN[func] = tuple(
+            (i, arg.name) for i, arg in enumerate(func._schema.arguments)
+            if arg.alias_info is not None and arg.alias_info.is_write)
+    written: list[torch.Tensor] = []
+    for position, name in spec:
+        value = args[position] if position < len(args) else kwargs.get(name)
+        written += _float_tensors(value)
+    return written
 
 
 def _has_nan(t: torch.Tensor) -> bool:
@@ -91,6 +146,18 @@ def _call_name(func: Any) -> str:
     return qualname
 
 
+def _module_path(root: torch.nn.Module, here: torch.nn.Module) -> str:
+    if here is root:
+        return type(root).__name__
+    for name, module in root.named_modules():
+        if module is here:
+            # `net.2` says little on its own: `net.2 (Linear)` says which.
+            if name.rpartition(".")[2].isdigit():
+                return f"{name} ({type(here).__name__})"
+            return name
+    return type(here).__name__
+
+
 class OpChecker:
     """State shared by the two modes; the watch drives it step by step."""
 
@@ -107,11 +174,14 @@ class OpChecker:
         self._sites: dict[int, dict] = {}
         self._hooked: set[int] = set()
         self._node_ops: dict[int, dict] = {}
+        self._backward_bad = False
         self._intentional = WeakIdKeyDictionary()
+        self._nonfinite = WeakIdKeyDictionary()
         self._function_mode = _CallSites(self)
         self._dispatch_mode = _OpCheck(self)
         self._function_pushed = False
         self._dispatch_pushed = False
+        self._call_sites_paused = False
         self.enabled = False
         self._suspended = 0
         self._model_called = False
@@ -129,6 +199,7 @@ class OpChecker:
         self.step, self.phase = step, "forward"
         self._sites.clear()
         self._node_ops.clear()
+        self._backward_bad = False
         self._hooked.clear()
         self._model_called = False
         if step in self.checked:
@@ -160,10 +231,27 @@ class OpChecker:
     def update_begins(self) -> None:
         self.phase = "update"
         self._suspend_outside_checked()
+        self._pause_call_sites()
 
     def update_ends(self) -> None:
         self.phase = "forward"
         self._resume_outside_checked()
+        if self._call_sites_paused:
+            self._call_sites_paused = False
+            self._function_mode.__enter__()
+            self._function_pushed = True
+
+    def _pause_call_sites(self) -> None:
+        """An optimizer's step makes many small calls, none of them the
+        user's and none creating autograd nodes: the torch-function mode
+        leaves the stack for it (when on top), the dispatch check stays."""
+        stack = torch._C._len_torch_function_stack()
+        if (self._function_pushed and not self._function_mode.depth
+                and stack and torch._C._get_function_stack_at(stack - 1)
+                is self._function_mode):
+            self._function_mode.__exit__(None, None, None)
+            self._function_pushed = False
+            self._call_sites_paused = True
 
     # Outside the checked steps only data preparation is checked: inside
     # modules, backward and updates the modes pass every op straight through.
@@ -217,16 +305,7 @@ class OpChecker:
     def module_path(self) -> Optional[str]:
         if not self._modules:
             return None
-        root, here = self._modules[0], self._modules[-1]
-        if here is root:
-            return type(root).__name__
-        for name, module in root.named_modules():
-            if module is here:
-                # `net.2` says little on its own: `net.2 (Linear)` says which.
-                if name.rpartition(".")[2].isdigit():
-                    return f"{name} ({type(here).__name__})"
-                return name
-        return type(here).__name__
+        return _module_path(self._modules[0], self._modules[-1])
 
     def record(self, key: str, **data: Any) -> None:
         if key in self.found:
@@ -247,8 +326,11 @@ class OpChecker:
                 if node is None or id(node) in self._hooked:
                     continue
                 if site is None:
-                    site = {"call": _call_name(func), "site": user_site(3),
-                            "module": self.module_path(),
+                    # Named only if its node is blamed: a module path
+                    # walks the whole model.
+                    site = {"func": func, "site": user_site(3),
+                            "modules": (self._modules[0], self._modules[-1])
+                            if self._modules else None,
                             "inputs": _float_tensors((args, kwargs))[:_MAX_INPUTS]}
                 self._hooked.add(id(node))
                 self._sites[id(node)] = site
@@ -258,7 +340,9 @@ class OpChecker:
 
     def _node_hook(self, node: Any) -> Any:
         def hook(grad_inputs: tuple, grad_outputs: tuple) -> None:
-            if "backward" in self.found or self.busy:
+            # Every backward op's output passes the dispatch check first:
+            # while none was non-finite, no node's gradients can be.
+            if not self._backward_bad or "backward" in self.found or self.busy:
                 return
             self.busy = True
             try:
@@ -277,42 +361,50 @@ class OpChecker:
         if not all(all_finite(g) for g in incoming):
             return  # carried in from a later node, not made here
         site = self._sites.get(id(node), {})
-        if not all(all_finite(t) for t in site.get("inputs", [])):
+        inputs = site.get("inputs", [])
+        if not all(all_finite(t) for t in inputs):
             return  # its forward already saw non-finite values
         where = site.get("site") or {}
         self.record(
             "backward", **{"pass": "backward"},
             node=node.name(),
             op=self._node_ops.get(id(node), {}).get("op"),
-            call=site.get("call"),
-            module=site.get("module"),
+            call=_call_name(site["func"]) if site else None,
+            module=_module_path(*site["modules"]) if site.get("modules") else None,
             forward_file=where.get("file"), forward_line=where.get("line"),
-            forward_inputs=[describe(t) for t in site.get("inputs", [])],
+            forward_inputs=[describe(t) for t in inputs],
             grad_in=[describe(g) for g in incoming[:_MAX_INPUTS]],
             grad_out=[describe(g) for g in outgoing[:_MAX_INPUTS]],
         )
 
-    def inspect(self, func: Any, args: tuple, kwargs: dict, output: Any,
-                before: Optional[list[bool]]) -> None:
-        name = func.overloadpacket.__name__
+    def carries_nonfinite(self, args: tuple, kwargs: dict) -> bool:
+        return any(t in self._nonfinite for t in _float_tensors((args, kwargs)))
+
+    def inspect(self, info: _OpInfo, args: tuple, kwargs: dict, output: Any,
+                before: Optional[dict[int, bool]]) -> None:
+        name = info.name
         outputs = _float_tensors(output) or (
-            _float_tensors(args[0]) if func._schema.is_mutable and args else [])
+            _float_tensors(args[0]) if info.mutable and args else [])
         bad = [t for t in outputs if not all_finite(t)]
+        for t in bad:
+            self._nonfinite[t] = True
         if not bad:
             if name in _WHERE_OPS and self.pass_name in ("forward", "data"):
-                self._note_masking(func, args, kwargs)
+                self._note_masking(args, kwargs)
             elif name in _GROWTH_OPS and self.pass_name in ("forward", "data"):
                 self._note_growth(f"aten.{name}", args, kwargs, outputs)
             return
         inputs = _float_tensors((args, kwargs))
         op = f"aten.{name}"
         if self.pass_name == "backward":
+            self._backward_bad = True
             node = torch._C._current_autograd_node()
             if node is not None and id(node) not in self._node_ops:
                 self._node_ops[id(node)] = {"op": op}
             return
-        finite_in = before if before is not None else [
-            all_finite(t) for t in inputs]
+        before = before or {}
+        finite_in = [before[id(t)] if id(t) in before else all_finite(t)
+                     for t in inputs]
         if _has_neg_inf_scalar(args, kwargs) or (
                 not inputs and all(only_neg_inf(t) for t in bad)):
             for t in bad:
@@ -380,7 +472,7 @@ class OpChecker:
                     inputs=[describe(t) for t in _tensors((args, kwargs))[:1]],
                     output=describe(outputs[0]))
 
-    def _note_masking(self, func: Any, args: tuple, kwargs: dict) -> None:
+    def _note_masking(self, args: tuple, kwargs: dict) -> None:
         inputs = _float_tensors((args, kwargs))
         hidden = [t for t in inputs if not all_finite(t)
                   and t not in self._intentional]
@@ -401,6 +493,9 @@ class _CallSites(TorchFunctionMode):
         checker = self.checker
         if checker.busy or not checker.enabled:
             return func(*args, **kwargs)
+        if func in _NEVER_PRODUCE and type(args[0]) in _PLAIN_TYPES:
+            with torch._C._DisableTorchDispatch():
+                return func(*args, **kwargs)
         checker._calls.append(func)  # named only when something is reported
         self.depth += 1
         try:
@@ -426,21 +521,27 @@ class _OpCheck(TorchDispatchMode):
                            kwargs: Optional[dict] = None) -> Any:
         kwargs = kwargs or {}
         checker = self.checker
-        name = func.overloadpacket.__name__
-        if checker.busy or not checker.enabled or name in _SKIP_OPS or func.is_view:
+        info = _INFO.get(func) or _op_info(func)
+        if checker.busy or not checker.enabled or info.skip:
+            return func(*args, **kwargs)
+        # Data preparation keeps every test: the first op to touch values
+        # that came from outside torch is where they are reported entering.
+        if (info.carry and checker.pass_name != "data"
+                and not checker.carries_nonfinite(args, kwargs)):
             return func(*args, **kwargs)
         before = None
-        if func._schema.is_mutable:
-            # In-place ops overwrite their inputs: test them before the op.
+        if info.mutable:
+            # In-place ops overwrite their inputs: test those before the op.
             checker.busy = True
             try:
-                before = [all_finite(t) for t in _float_tensors((args, kwargs))]
+                before = {id(t): all_finite(t)
+                          for t in _written_tensors(func, args, kwargs)}
             finally:
                 checker.busy = False
         output = func(*args, **kwargs)
         checker.busy = True
         try:
-            checker.inspect(func, args, kwargs, output, before)
+            checker.inspect(info, args, kwargs, output, before)
         finally:
             checker.busy = False
         return output

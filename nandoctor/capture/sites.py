@@ -1,6 +1,7 @@
 """Where in the user's code something happened: the innermost frame of theirs."""
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import sysconfig
@@ -16,6 +17,9 @@ _NOT_USER = tuple(
 ) + (os.path.normcase(sysconfig.get_paths()["stdlib"]) + os.sep,)
 
 
+# Cached: the replay asks for every call of its checked steps, and a script
+# runs from a handful of files.
+@functools.lru_cache(maxsize=4096)
 def is_user_file(filename: str) -> bool:
     if filename.startswith("<"):
         return False
