@@ -193,10 +193,8 @@ def _find_stable_lr(target: Target, settings: Settings, evidence: Evidence,
     started = time.monotonic()
     known = _known_bracket(evidence)
     if known is None:
-        launcher.refill.add(default_threads(settings))
         evidence.stable_lr = largest_stable_lr(target, settings, launcher)
     else:  # the probes bracket it already: constant-rate runs only
-        launcher.refill.add(probe_runs.PROBE_THREADS)
         until = probe_runs.horizon(evidence.bad_step, settings.probes)
         evidence.stable_lr = largest_stable_lr(target, settings, launcher,
                                                known, until)
@@ -344,8 +342,6 @@ def _explain(plan: Plan, evidence: Evidence, settings: Settings,
     cancel = threading.Event()
     seconds: dict[str, float] = {}
     started = time.monotonic()
-    if probing:
-        launcher.refill.add(probe_runs.PROBE_THREADS)
     with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
 
         def submit(name: str, job_plan: Plan) -> Future:
@@ -363,12 +359,14 @@ def _explain(plan: Plan, evidence: Evidence, settings: Settings,
 
             early = [None, *probe_runs.independent(settings.probes)] \
                 if probing else []
+            launcher.expect(probe_runs.PROBE_THREADS, len(early))
             jobs = [start_probe(p) for p in (early if beside else [])]
             if pending is not None:
                 evidence.replay = _checked(pending.result(), "replay")
                 seconds["replay"] = evidence.replay.seconds
                 notify("done", {"pass": "replay", "seconds": seconds["replay"]})
             late = probe_runs.dependent(evidence, settings.probes) if probing else []
+            launcher.expect(probe_runs.PROBE_THREADS, len(late))
             jobs += [start_probe(p) for p in ([] if beside else early) + late]
             results = [(p, _checked(f.result(), "probe")) for p, f in jobs]
         except KeyboardInterrupt:

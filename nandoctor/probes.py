@@ -91,17 +91,27 @@ def dependent(evidence: Evidence, settings: ProbeSettings) -> list[Probe]:
                             guard_line=line))
     if settings.precision and uses_low_precision(evidence):
         probes.append(Probe(name="no_autocast", no_autocast=True))
-    elif settings.precision and overflowed(evidence):
+    elif settings.precision and overflowed(evidence) and not _ran_away_before(evidence):
         probes.append(Probe(name="float64", float64=True))
     phase = (evidence.first_event or {}).get("phase")
     weights_survived = not any(isinstance(s.get("param_norm"), str)
                                for s in evidence.watch.steps)
-    if settings.data and (phase == "input" or phase == "loss" and weights_survived):
+    if settings.data and (phase == "input" or phase == "loss" and weights_survived
+                          and not _ran_away_before(evidence)):
         probes.append(Probe(name="skip_nonfinite_batches", skip_nonfinite_steps=True))
     if settings.data and phase == "input":
         probes.append(Probe(name="drop_nonfinite_samples",
                             drop_nonfinite_samples=True))
     return probes
+
+
+def _ran_away_before(evidence: Evidence) -> bool:
+    """The loss had run away while still finite. What acts only from the
+    first non-finite value on cannot change that run: skipping the steps
+    whose gradients are non-finite, or float64, whose wider range only moves
+    the overflow later."""
+    divergence, bad = evidence.divergence, evidence.bad_step
+    return divergence is not None and bad is not None and divergence["step"] < bad
 
 
 def overflowed(evidence: Evidence) -> bool:

@@ -216,6 +216,8 @@ def _run(name: str, plans: list[Plan], settings: Settings,
     def on_event(event: dict) -> None:
         notify("event", event)
 
+    if launcher is not None:
+        launcher.expect(plans[0].threads, len(plans))
     if len(plans) == 1:
         return [run_pass(name, plans[0], settings.timeout, on_event,
                          launcher=launcher)]

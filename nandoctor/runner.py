@@ -106,14 +106,21 @@ class Launcher:
     def __init__(self) -> None:
         self._ready: list[_Child] = []
         self._lock = threading.Lock()
-        # Thread counts for which a taken child is replaced at once: while
-        # probes run, the next one is always ready.
-        self.refill: set[Optional[int]] = set()
+        # Passes announced and not yet started, per thread count: while one
+        # is still to come, a child is kept ready for it, and no more (a
+        # spare nobody takes imports torch on a core the passes need).
+        self._wanted: dict[Optional[int], int] = {}
 
     def prepare(self, threads: Optional[int], count: int = 1) -> None:
         started = [_spawn(threads) for _ in range(count)]
         with self._lock:
             self._ready += started
+
+    def expect(self, threads: Optional[int], count: int) -> None:
+        """`count` passes with `threads` will start: keep a child ready."""
+        with self._lock:
+            self._wanted[threads] = self._wanted.get(threads, 0) + count
+        self._top_up(threads)
 
     def take(self, threads: Optional[int]) -> _Child:
         with self._lock:
@@ -121,9 +128,17 @@ class Launcher:
                           and c.process.poll() is None), None)
             if ready is not None:
                 self._ready.remove(ready)
-        if threads in self.refill:
-            self.prepare(threads)
+            if self._wanted.get(threads):
+                self._wanted[threads] -= 1
+        self._top_up(threads)
         return ready if ready is not None else _spawn(threads)
+
+    def _top_up(self, threads: Optional[int]) -> None:
+        with self._lock:
+            spares = sum(1 for c in self._ready if c.threads == threads)
+            short = self._wanted.get(threads, 0) > spares and spares == 0
+        if short:
+            self.prepare(threads)
 
     def close(self) -> None:
         with self._lock:

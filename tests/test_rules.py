@@ -347,3 +347,24 @@ def test_the_probes_bracket_the_largest_stable_rate_only_at_a_constant_rate():
                                                    final_loss=None),))) is None
     assert _known_bracket(evidence(history, LOSS_EVENT, probes=(lower,),
                                    baseline=outcome("baseline", None))) is None
+
+
+def test_probes_acting_after_the_first_non_finite_value_skip_a_runaway():
+    from nandoctor.config import ProbeSettings
+    from nandoctor.probes import dependent
+
+    overflow = {"key": "forward", "pass": "forward", "op": "aten.mse_loss",
+                "site": site(32), "inputs": [stats(max=1e19)],
+                "output": stats(posinf=1)}
+
+    def names(divergence: Optional[dict]) -> list[str]:
+        ev = evidence(steps([1.0, 0.8, 0.7, 0.6, 0.5, "inf"]), LOSS_EVENT,
+                      (overflow,), divergence=divergence)
+        return [p.name for p in dependent(ev, ProbeSettings())]
+
+    # A sudden overflow in the loss: one bad batch, or float32's range.
+    assert {"skip_nonfinite_batches", "float64"} <= set(names(None))
+    # The loss had run away at step 2, while finite: the inf at step 5 only
+    # ends a run that had already failed, skipped or in float64.
+    ran_away = names({"step": 2, "kind": "loss_runaway"})
+    assert "skip_nonfinite_batches" not in ran_away and "float64" not in ran_away
