@@ -254,6 +254,30 @@ def test_huge_first_gradient_fixed_by_clipping_is_exploding_gradients():
     assert causes(ev)[0] is Cause.EXPLODING_GRADIENTS
 
 
+def test_a_loss_that_overshoots_from_the_first_step_claims_little_either_way():
+    # SGD at rate 1 on raw targets: every step overshoots; clipping helps,
+    # a tenth of the rate still runs away. Exploding gradients or a rate too
+    # high: the probes cannot tell, so neither is stated above 0.5.
+    losses = [3.2e4, 9e5, 4e8, 2e12, "inf"]
+    grads = [420.0, 3e4, 2e7, 1e10, "nan"]
+    probes = (replace(outcome("lr_x0.1", bad=None, final=1.6e12, first=3.2e4),
+                      first_divergence_step=6),
+              outcome("clip_grad_norm", bad=None, final=5.7e3, first=3.2e4))
+    event = {**LOSS_EVENT, "step": 4}
+    ev = evidence(steps(losses, grads), event, probes=probes,
+                  baseline=outcome("baseline", bad=4))
+    ranked = rank(run_rules(ev))
+    assert ranked[0].cause in (Cause.EXPLODING_GRADIENTS, Cause.LR_TOO_HIGH)
+    assert all(f.confidence <= 0.5 for f in ranked
+               if f.cause in (Cause.EXPLODING_GRADIENTS, Cause.LR_TOO_HIGH))
+    # The same probes on a recurrent model: exploding gradients, stated.
+    history = steps(losses, grads)
+    history[0]["init"] = [{"class": "RNN", "module": "rnn"}]
+    recurrent = evidence(history, event, probes=probes,
+                         baseline=outcome("baseline", bad=4))
+    assert rank(run_rules(recurrent))[0].confidence > 0.5
+
+
 def test_gradients_left_over_between_steps_is_missing_zero_grad():
     history = steps([0.5, 0.6, 1.0, 3.0, 30.0, 600.0], stale_grads=True)
     ev = evidence(history, divergence={"step": 4, "kind": "loss_runaway"})

@@ -108,6 +108,11 @@ def _exploding(ev: Evidence, dyn: signals.Dynamics,
         # A huge first gradient also comes from unscaled targets or inputs,
         # where clipping only slows the damage: say so by claiming little.
         confidence = min(confidence, 0.5)
+    if dyn.rises_from_start and not recurrent:
+        # Every update overshot from the first step on: a step too large.
+        # Clipping shortens such steps as a lower rate would, so its success
+        # cannot tell exploding gradients from a rate too high.
+        confidence = min(confidence, 0.5)
     evidence = []
     if big_first:
         evidence.append(f"the gradient norm was already {number(dyn.first_grad)} "
