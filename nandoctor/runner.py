@@ -136,7 +136,7 @@ class Launcher:
     def _top_up(self, threads: Optional[int]) -> None:
         with self._lock:
             spares = sum(1 for c in self._ready if c.threads == threads)
-            short = self._wanted.get(threads, 0) > spares and spares == 0
+            short = spares == 0 and self._wanted.get(threads, 0) > 0
         if short:
             self.prepare(threads)
 

@@ -56,8 +56,6 @@ _MAX_INPUTS = 4
 # subclass may need its own dispatch).
 _NEVER_PRODUCE = frozenset({torch.Tensor.__getitem__})
 _PLAIN_TYPES = frozenset({torch.Tensor, torch.nn.Parameter})
-# For each in-place op, the arguments it writes: (position, name) pairs.
-_WRITTEN: dict[Any, tuple[tuple[int, str], ...]] = {}
 
 
 class _OpInfo(NamedTuple):
@@ -67,18 +65,22 @@ class _OpInfo(NamedTuple):
     skip: bool
     carry: bool
     mutable: bool
+    # The arguments an in-place or out= op overwrites: (position, name).
+    written: tuple[tuple[int, str], ...]
 
 
 _INFO: dict[Any, _OpInfo] = {}
 
 
 def _op_info(func: Any) -> _OpInfo:
-    info = _INFO.get(func)
-    if info is None:
-        name = func.overloadpacket.__name__
-        info = _INFO[func] = _OpInfo(
-            name=name, skip=name in _SKIP_OPS or func.is_view,
-            carry=name in _CARRY_OPS, mutable=func._schema.is_mutable)
+    """Works out and keeps an op's info; the hot path looks in _INFO first."""
+    name = func.overloadpacket.__name__
+    schema = func._schema
+    info = _INFO[func] = _OpInfo(
+        name=name, skip=name in _SKIP_OPS or func.is_view,
+        carry=name in _CARRY_OPS, mutable=schema.is_mutable,
+        written=tuple((i, arg.name) for i, arg in enumerate(schema.arguments)
+                      if arg.alias_info is not None and arg.alias_info.is_write))
     return info
 
 
@@ -103,16 +105,11 @@ def _float_tensors(value: Any) -> list[torch.Tensor]:
     return [t for t in _tensors(value) if t.is_floating_point()]
 
 
-def _written_tensors(func: Any, args: tuple, kwargs: dict) -> list[torch.Tensor]:
+def _written_tensors(info: _OpInfo, args: tuple, kwargs: dict) -> list[torch.Tensor]:
     """The float tensors an in-place or out= op overwrites: only their state
     before the op is lost once it has run."""
-    spec = _WRITTEN.get(func)
-    if spec is None:
-        spec = _WRITTEN[func] = tuple(
-            (i, arg.name) for i, arg in enumerate(func._schema.arguments)
-            if arg.alias_info is not None and arg.alias_info.is_write)
     written: list[torch.Tensor] = []
-    for position, name in spec:
+    for position, name in info.written:
         value = args[position] if position < len(args) else kwargs.get(name)
         written += _float_tensors(value)
     return written
@@ -535,7 +532,7 @@ class _OpCheck(TorchDispatchMode):
             checker.busy = True
             try:
                 before = {id(t): all_finite(t)
-                          for t in _written_tensors(func, args, kwargs)}
+                          for t in _written_tensors(info, args, kwargs)}
             finally:
                 checker.busy = False
         output = func(*args, **kwargs)

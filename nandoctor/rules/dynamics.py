@@ -104,14 +104,12 @@ def _exploding(ev: Evidence, dyn: signals.Dynamics,
                   + 0.1 * bool(clipped and not lower) - 0.3 * explained)
     if confidence < 0.35 or not (clipped or big_first):
         return None
-    if not (recurrent or _trains_well(clipped)):
-        # A huge first gradient also comes from unscaled targets or inputs,
-        # where clipping only slows the damage: say so by claiming little.
-        confidence = min(confidence, 0.5)
-    if dyn.rises_from_start and not recurrent:
-        # Every update overshot from the first step on: a step too large.
-        # Clipping shortens such steps as a lower rate would, so its success
-        # cannot tell exploding gradients from a rate too high.
+    if not recurrent and (not _trains_well(clipped) or dyn.rises_from_start):
+        # Outside recurrent models the probes cannot tell this from other
+        # causes, so claim little: a huge first gradient also comes from
+        # unscaled targets or inputs, where clipping only slows the damage;
+        # and a loss that overshot from the first step on took steps too
+        # large, which clipping shortens as a lower rate would.
         confidence = min(confidence, 0.5)
     evidence = []
     if big_first:
