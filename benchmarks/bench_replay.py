@@ -7,7 +7,10 @@
     watch included) against the same run under
     `torch.autograd.detect_anomaly`, both also against the plain
     run (those two through benchmarks/run_script.py, which skips the
-    interpreter's teardown as nandoctor's child does).
+    interpreter's teardown as nandoctor's child does). Timed twice: with
+    the optimizer's step checked too ("per-op"), and as the replay runs
+    when the watch saw the failure outside the update ("per-op, no
+    update"), which is what anomaly mode covers: forward and backward.
 
 Every side is a whole child process, start-up included; nandoctor's passes
 are started as `nandoctor diagnose` starts them (`runner.run_pass`). Runs
@@ -111,6 +114,7 @@ def per_op_part(args: argparse.Namespace) -> None:
         raise SystemExit(f"{script} is not healthy: {watch.end}")
     steps = len(watch.steps)
     every_step = replace(base, check_steps=list(range(steps)))
+    no_update = replace(every_step, check_update=False)
     env = thread_env(args.threads)
     print(f"(b) {script} {args.healthy_args}: {steps} steps, whole runs")
 
@@ -121,13 +125,15 @@ def per_op_part(args: argparse.Namespace) -> None:
         "plain": lambda: run_timed(plain_run, env=env),
         "anomaly": lambda: run_timed(anomaly_run, env=env),
         "per-op": timed_pass("per-op", every_step, ended_normally),
+        "per-op, no update": timed_pass("per-op", no_update, ended_normally),
     }, args.rounds)
-    plain, anomaly, per_op = series
-    for over, base_series in ((per_op, anomaly), (anomaly, plain),
-                              (per_op, plain)):
+    plain, anomaly, per_op, forward_backward = series
+    for over, base_series in ((per_op, anomaly), (forward_backward, anomaly),
+                              (anomaly, plain), (per_op, plain),
+                              (forward_backward, plain)):
         for line in ratio_lines(over, base_series):
             print(line)
-    for one in (anomaly, per_op):
+    for one in (anomaly, per_op, forward_backward):
         print(f"{one.label}: {extra_ms_per_step(one, plain, steps):.2f} ms "
               "a step more than plain (wall medians)")
 

@@ -320,7 +320,9 @@ def _replay_plan(plan: Plan, evidence: Evidence, settings: Settings) -> Plan:
     steps = [bad - 1, bad] if settings.replay.previous_step and bad else [bad]
     phase = (evidence.first_event or {}).get("phase")
     return replace(plan, check_steps=steps, max_steps=bad + 1,
-                   check_data=phase == "input", stop_after_nonfinite=0)
+                   check_data=phase == "input",
+                   check_update=phase in ("optimizer", None),
+                   stop_after_nonfinite=0)
 
 
 def _explain(plan: Plan, evidence: Evidence, settings: Settings,

@@ -65,6 +65,9 @@ class Plan:
     # ops outside forward/backward/update from the start of the script.
     check_steps: list[int] = field(default_factory=list)
     check_data: bool = False
+    # The ops inside optimizer.step(): needed only when the watch saw the
+    # update make the weights non-finite.
+    check_update: bool = True
     probe: Optional[Probe] = None
     sweep: Optional[Sweep] = None
 

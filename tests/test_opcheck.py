@@ -79,3 +79,86 @@ def test_the_optimizer_step_is_checked_with_its_call_sites_off(checker):
     # The torch-function mode is back for the next forward pass.
     torch.log(torch.zeros(1))
     assert checker.found["forward"]["call"] == "torch.log"
+
+
+def _unchecked_update_checker(**plan: object) -> OpChecker:
+    checker = OpChecker(Plan(script="train.py", check_steps=[0], **plan),
+                        EventWriter(io.StringIO()))
+    checker.install()
+    checker.step_begins(0)
+    return checker
+
+
+def test_an_update_the_watch_did_not_flag_runs_unchecked():
+    checker = _unchecked_update_checker(check_update=False)
+    try:
+        param = torch.nn.Parameter(torch.ones(2))
+        param.grad = torch.full((2,), 3e38)
+        optimizer = torch.optim.SGD([param], lr=10.0)
+        checker.update_begins()
+        optimizer.step()
+        checker.update_ends()
+        assert "update" not in checker.found
+        # The checks are back for what follows the update.
+        checker.module_entered(torch.nn.Identity())
+        torch.log(torch.zeros(1))
+        assert checker.found["forward"]["call"] == "torch.log"
+    finally:
+        checker.remove()
+
+
+def test_a_backward_producer_is_named_with_its_forward_line(checker):
+    x = torch.zeros(3, requires_grad=True)
+    root = torch.sqrt(x); line = _line_above()  # noqa: E702
+    loss = root.sum()
+    checker.module_left(torch.nn.Identity())
+    checker.backward_begins(loss)
+    loss.backward()
+    checker.backward_ends()
+    found = checker.found["backward"]
+    assert found["node"] == "SqrtBackward0"
+    assert (found["forward_file"], found["forward_line"]) == (__file__, line)
+
+
+def _line_above() -> int:
+    import sys
+
+    return sys._getframe(1).f_lineno
+
+
+def test_a_checked_step_leaves_no_graph_alive_after_it(checker):
+    """A node hook that held its call's site (the forward inputs among it)
+    kept every step's activations alive until the garbage collector ran."""
+    import gc
+    import weakref
+
+    gc.disable()
+    try:
+        weight = torch.ones(64, 64, requires_grad=True)
+        activation = torch.ones(8, 64) @ weight
+        kept = weakref.ref(activation)
+        loss = torch.tanh(activation).sum()
+        checker.module_left(torch.nn.Identity())
+        checker.backward_begins(loss)
+        loss.backward()
+        checker.backward_ends()
+        del activation, loss
+        checker.step_begins(1)
+        assert kept() is None
+    finally:
+        gc.enable()
+
+
+def test_a_mask_from_a_data_loader_explains_the_softmax_nan(checker):
+    """Batches are fetched unchecked when the data is not in question, but
+    a -inf mask they carry is still known as intentional."""
+    from torch.utils.data import DataLoader, TensorDataset
+
+    masks = torch.zeros(4, 3)
+    masks[1] = float("-inf")  # one sample with every position masked
+    loader = DataLoader(TensorDataset(torch.randn(4, 3), masks), batch_size=4)
+    for scores, mask in loader:
+        torch.softmax(scores + mask, dim=-1)
+    found = checker.found["forward"]
+    assert found["op"] == "aten._softmax"
+    assert found["masked_from"]["op"] == "DataLoader"

@@ -5,9 +5,10 @@ already non-finite, in the data preparation before it). Two modes work
 together:
 
 - a torch-function mode, above autograd, sees the calls the user wrote
-  (`torch.log`, `Tensor.__truediv__`), records their file:line on the autograd
-  nodes they create and hooks those nodes, so a backward producer is known by
-  its node *and* by the forward line that created it;
+  (`torch.log`, `Tensor.__truediv__`) and records their file:line on the
+  autograd nodes they return; when backward begins, every node of the graph
+  is hooked, so a backward producer is known by its node *and* by the
+  forward line that created it;
 - a dispatch mode, below autograd, sees every aten op of forward, backward and
   update, and tests each output with the cheap sum-based test.
 
@@ -23,6 +24,7 @@ from typing import Any, NamedTuple, Optional
 
 import torch
 from torch.overrides import TorchFunctionMode
+from torch.utils.data import dataloader
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.weak import WeakIdKeyDictionary
 
@@ -168,9 +170,12 @@ class OpChecker:
         self.found: dict[str, dict] = {}
         self._modules: list[torch.nn.Module] = []
         self._calls: list[Any] = []
-        self._sites: dict[int, dict] = {}
-        self._hooked: set[int] = set()
-        self._node_ops: dict[int, dict] = {}
+        # The step's autograd nodes, held until the next step so that their
+        # Python objects (and so their ids) stay the same.
+        self._sites: dict[Any, dict] = {}
+        self._graph: dict[int, tuple[Any, Optional[dict]]] = {}
+        self._generation = 0
+        self._node_ops: dict[Any, str] = {}
         self._backward_bad = False
         self._intentional = WeakIdKeyDictionary()
         self._nonfinite = WeakIdKeyDictionary()
@@ -182,22 +187,85 @@ class OpChecker:
         self.enabled = False
         self._suspended = 0
         self._model_called = False
+        self._loader_next: Optional[Any] = None
+        self._aside = False
 
     # -- lifecycle driven by the watch ------------------------------------
 
     def install(self) -> None:
+        if not self.plan.check_data:
+            self._patch_loader()
         if self.plan.check_data or 0 in self.checked:
             self._enter()
 
     def remove(self) -> None:
         self._exit(final=True)
+        if self._loader_next is not None:
+            dataloader._BaseDataLoaderIter.__next__ = self._loader_next
+            self._loader_next = None
+
+    def _patch_loader(self) -> None:
+        """A DataLoader's batches run unchecked when the data is not in
+        question: the watch found the bad step's batch finite. Indexing a
+        dataset sample by sample is most of a small model's torch calls."""
+        self._loader_next = fetch = dataloader._BaseDataLoaderIter.__next__
+        checker = self
+
+        def __next__(iterator: Any) -> Any:
+            if not checker._step_aside():
+                return fetch(iterator)
+            try:
+                batch = fetch(iterator)
+            finally:
+                checker._step_back()
+            checker._note_loader_masks(batch)
+            return batch
+
+        dataloader._BaseDataLoaderIter.__next__ = __next__
+
+    def _step_aside(self) -> bool:
+        """Both modes off the stack for work the checks need not see; only
+        when they are on top of it, as another mode may be pushed above."""
+        if not self._modes_on_top():
+            return False
+        self._exit()
+        self._aside = True
+        return True
+
+    def _step_back(self) -> None:
+        self._aside = False
+        self._enter()
+
+    def _modes_on_top(self) -> bool:
+        functions = torch._C._len_torch_function_stack()
+        dispatches = torch._C._len_torch_dispatch_stack()
+        return (self.enabled and not self._function_mode.depth
+                and self._function_pushed and self._dispatch_pushed
+                and functions > 0 and dispatches > 0
+                and torch._C._get_function_stack_at(functions - 1)
+                is self._function_mode
+                and torch._C._get_dispatch_stack_at(dispatches - 1)
+                is self._dispatch_mode)
+
+    def _note_loader_masks(self, batch: Any) -> None:
+        """A batch's -inf-only tensors are attention masks made by the
+        dataset: intentional, as if a checked op had made them."""
+        self.busy = True
+        try:
+            for t in _float_tensors(batch):
+                if not all_finite(t) and only_neg_inf(t):
+                    self._intentional[t] = {"op": "DataLoader", "call": None,
+                                            "site": user_site(3), "module": None}
+        finally:
+            self.busy = False
 
     def step_begins(self, step: int) -> None:
         self.step, self.phase = step, "forward"
         self._sites.clear()
+        self._graph.clear()
+        self._generation += 1
         self._node_ops.clear()
         self._backward_bad = False
-        self._hooked.clear()
         self._model_called = False
         if step in self.checked:
             self._suspended = 0
@@ -217,8 +285,10 @@ class OpChecker:
         if not self._modules:
             self._resume_outside_checked()
 
-    def backward_begins(self) -> None:
+    def backward_begins(self, loss: torch.Tensor) -> None:
         self.phase = "backward"
+        if self.step in self.checked and self._active:
+            self.hook_graph(loss)
         self._suspend_outside_checked()
 
     def backward_ends(self) -> None:
@@ -227,11 +297,16 @@ class OpChecker:
 
     def update_begins(self) -> None:
         self.phase = "update"
+        if not self.plan.check_update and self._step_aside():
+            return
         self._suspend_outside_checked()
         self._pause_call_sites()
 
     def update_ends(self) -> None:
         self.phase = "forward"
+        if self._aside:
+            self._step_back()
+            return
         self._resume_outside_checked()
         if self._call_sites_paused:
             self._call_sites_paused = False
@@ -313,43 +388,62 @@ class OpChecker:
 
     def note_forward_call(self, func: Any, args: tuple, kwargs: dict,
                           output: Any) -> None:
-        """Tag the autograd nodes a user's call created with its file:line."""
+        """Tag the autograd nodes a user's call returned with its file:line.
+        Nodes made inside the call are tagged when backward begins."""
         site = None
         for tensor in _tensors(output):
             node = tensor.grad_fn
-            stack = [node]
-            while stack:
-                node = stack.pop()
-                if node is None or id(node) in self._hooked:
-                    continue
-                if site is None:
-                    # Named only if its node is blamed: a module path
-                    # walks the whole model.
-                    site = {"func": func, "site": user_site(3),
-                            "modules": (self._modules[0], self._modules[-1])
-                            if self._modules else None,
-                            "inputs": _float_tensors((args, kwargs))[:_MAX_INPUTS]}
-                self._hooked.add(id(node))
-                self._sites[id(node)] = site
-                node.register_hook(self._node_hook(node))
-                stack.extend(n for n, _ in node.next_functions
-                             if n is not None and not hasattr(n, "variable"))
+            if node is None or node in self._sites:
+                continue
+            if site is None:
+                # Named only if its node is blamed: a module path walks the
+                # whole model.
+                site = {"func": func, "site": user_site(3),
+                        "modules": (self._modules[0], self._modules[-1])
+                        if self._modules else None,
+                        "inputs": _float_tensors((args, kwargs))[:_MAX_INPUTS]}
+            self._sites[node] = site
 
-    def _node_hook(self, node: Any) -> Any:
+    def hook_graph(self, loss: torch.Tensor) -> None:
+        """Hook every node of the graph about to run backward. A node no
+        call returned was made inside the call that consumes it (the
+        transpose inside a linear layer): it takes that call's site."""
+        root = loss.grad_fn
+        if root is None or id(root) in self._graph:
+            return
+        self._graph[id(root)] = (root, self._sites.get(root))
+        stack = [root]
+        while stack:
+            node = stack.pop()
+            site = self._graph[id(node)][1]
+            node.register_hook(self._node_hook(id(node), self._generation))
+            for child, _ in node.next_functions:
+                if (child is None or id(child) in self._graph
+                        or hasattr(child, "variable")):
+                    continue
+                self._graph[id(child)] = (child, self._sites.get(child, site))
+                stack.append(child)
+
+    def _node_hook(self, key: int, generation: int) -> Any:
+        # The hook holds no node, site or tensor: a reference from a node's
+        # hook back to its graph is a cycle that keeps every step's graph
+        # alive until the garbage collector runs.
         def hook(grad_inputs: tuple, grad_outputs: tuple) -> None:
             # Every backward op's output passes the dispatch check first:
             # while none was non-finite, no node's gradients can be.
-            if not self._backward_bad or "backward" in self.found or self.busy:
+            if (not self._backward_bad or generation != self._generation
+                    or "backward" in self.found or self.busy):
                 return
+            node, site = self._graph[key]
             self.busy = True
             try:
-                self._check_node(node, grad_inputs, grad_outputs)
+                self._check_node(node, site or {}, grad_inputs, grad_outputs)
             finally:
                 self.busy = False
 
         return hook
 
-    def _check_node(self, node: Any, grad_inputs: tuple,
+    def _check_node(self, node: Any, site: dict, grad_inputs: tuple,
                     grad_outputs: tuple) -> None:
         outgoing = [g for g in grad_inputs if isinstance(g, torch.Tensor)]
         incoming = [g for g in grad_outputs if isinstance(g, torch.Tensor)]
@@ -357,7 +451,6 @@ class OpChecker:
             return
         if not all(all_finite(g) for g in incoming):
             return  # carried in from a later node, not made here
-        site = self._sites.get(id(node), {})
         inputs = site.get("inputs", [])
         if not all(all_finite(t) for t in inputs):
             return  # its forward already saw non-finite values
@@ -365,7 +458,7 @@ class OpChecker:
         self.record(
             "backward", **{"pass": "backward"},
             node=node.name(),
-            op=self._node_ops.get(id(node), {}).get("op"),
+            op=self._node_ops.get(node),
             call=_call_name(site["func"]) if site else None,
             module=_module_path(*site["modules"]) if site.get("modules") else None,
             forward_file=where.get("file"), forward_line=where.get("line"),
@@ -396,8 +489,8 @@ class OpChecker:
         if self.pass_name == "backward":
             self._backward_bad = True
             node = torch._C._current_autograd_node()
-            if node is not None and id(node) not in self._node_ops:
-                self._node_ops[id(node)] = {"op": op}
+            if node is not None and node not in self._node_ops:
+                self._node_ops[node] = op
             return
         before = before or {}
         finite_in = [before[id(t)] if id(t) in before else all_finite(t)

@@ -386,7 +386,7 @@ class Watch:
             if not math.isfinite(value):
                 self._nonfinite("loss", "the loss passed to backward()", loss)
         if self.checker is not None:
-            self.checker.backward_begins()
+            self.checker.backward_begins(loss)
 
     @_quiet
     def after_backward(self) -> None:
