@@ -8,12 +8,12 @@ beside them, and every probe is read against that baseline.
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import replace
 from typing import Optional
 
 from .config import ProbeSettings
 from .evidence import Evidence, ProbeOutcome
+from .opnames import forward_op_of
 from .plan import GUARDABLE_OPS, Plan, Probe
 from .runner import PassResult
 
@@ -21,7 +21,6 @@ BASELINE = "baseline"
 # Probes run one thread each, side by side; the baseline shares the setting.
 PROBE_THREADS = 1
 PROBE_NICE = 10
-_NODE_SUFFIX = re.compile(r"Backward\d*$")
 _LOW_PRECISION = ("float16", "bfloat16")
 # exp overflows float16 above ~11 and float32 above ~88.
 _EXP_GUARD_FROM = 10.0
@@ -38,7 +37,7 @@ def guard_target(evidence: Evidence) -> Optional[tuple[str, Optional[str], int]]
     backward = evidence.producer("backward")
     phase = (evidence.first_event or {}).get("phase")
     if backward and (phase == "backward" or not forward):
-        op = _NODE_SUFFIX.sub("", backward.get("node") or "").lower()
+        op = forward_op_of(backward.get("node") or "")
         operands = backward.get("forward_inputs") or []
         if op in GUARDABLE_OPS and backward.get("forward_line") and _at_edge(
                 op, operands):

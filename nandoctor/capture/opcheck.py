@@ -1,21 +1,24 @@
 """The replay's op-level checks: the first op that produced a non-finite value.
 
 Active only in the steps the plan names (and, when the bad step's data was
-already non-finite, in the data preparation before it). Two modes work
-together:
+already non-finite, in the data preparation before it). Two modes and the
+autograd nodes' hooks work together:
 
 - a torch-function mode, above autograd, sees the calls the user wrote
   (`torch.log`, `Tensor.__truediv__`) and records their file:line on the
-  autograd nodes they return; when backward begins, every node of the graph
-  is hooked, so a backward producer is known by its node *and* by the
-  forward line that created it;
-- a dispatch mode, below autograd, sees every aten op of forward, backward and
-  update, and tests each output with the cheap sum-based test.
+  autograd nodes they return;
+- a dispatch mode, below autograd, sees every aten op of the forward pass
+  (and of data preparation and the update, when those are in question) and
+  tests each output with the cheap sum-based test;
+- when backward begins, both modes step aside and every node of the graph
+  is hooked instead, so a backward producer is known by its node *and* by
+  the forward line that created it.
 
 A producer is an op whose inputs were finite (or held only intentional -inf,
 such as an attention mask) and whose output was not. In backward the node
 hook decides: some formulas make 0/0 inside and mask it, so only a node whose
-outgoing gradients are non-finite while its incoming ones were finite is blamed.
+outgoing gradients are non-finite while its incoming ones were finite is
+blamed, and named with the forward op it differentiates.
 """
 from __future__ import annotations
 
@@ -28,6 +31,7 @@ from torch.utils.data import dataloader
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.weak import WeakIdKeyDictionary
 
+from ..opnames import forward_op_of
 from ..plan import Plan
 from .events import EventWriter
 from .sites import user_site
@@ -175,8 +179,6 @@ class OpChecker:
         self._sites: dict[Any, dict] = {}
         self._graph: dict[int, tuple[Any, Optional[dict]]] = {}
         self._generation = 0
-        self._node_ops: dict[Any, str] = {}
-        self._backward_bad = False
         self._intentional = WeakIdKeyDictionary()
         self._nonfinite = WeakIdKeyDictionary()
         self._function_mode = _CallSites(self)
@@ -224,9 +226,21 @@ class OpChecker:
         dataloader._BaseDataLoaderIter.__next__ = __next__
 
     def _step_aside(self) -> bool:
-        """Both modes off the stack for work the checks need not see; only
-        when they are on top of it, as another mode may be pushed above."""
-        if not self._modes_on_top():
+        """The modes off the stack for work the checks need not see; only
+        when they are on top of it, as another mode may be pushed above.
+        Inside a call the function mode is handling (`loss.backward()`),
+        torch has already taken that mode off: the dispatch mode goes."""
+        if not self.enabled or not self._dispatch_pushed:
+            return False
+        dispatches = torch._C._len_torch_dispatch_stack()
+        if (not dispatches or torch._C._get_dispatch_stack_at(dispatches - 1)
+                is not self._dispatch_mode):
+            return False
+        functions = torch._C._len_torch_function_stack()
+        if not self._function_mode.depth and not (
+                self._function_pushed and functions and
+                torch._C._get_function_stack_at(functions - 1)
+                is self._function_mode):
             return False
         self._exit()
         self._aside = True
@@ -235,17 +249,6 @@ class OpChecker:
     def _step_back(self) -> None:
         self._aside = False
         self._enter()
-
-    def _modes_on_top(self) -> bool:
-        functions = torch._C._len_torch_function_stack()
-        dispatches = torch._C._len_torch_dispatch_stack()
-        return (self.enabled and not self._function_mode.depth
-                and self._function_pushed and self._dispatch_pushed
-                and functions > 0 and dispatches > 0
-                and torch._C._get_function_stack_at(functions - 1)
-                is self._function_mode
-                and torch._C._get_dispatch_stack_at(dispatches - 1)
-                is self._dispatch_mode)
 
     def _note_loader_masks(self, batch: Any) -> None:
         """A batch's -inf-only tensors are attention masks made by the
@@ -264,8 +267,6 @@ class OpChecker:
         self._sites.clear()
         self._graph.clear()
         self._generation += 1
-        self._node_ops.clear()
-        self._backward_bad = False
         self._model_called = False
         if step in self.checked:
             self._suspended = 0
@@ -289,10 +290,17 @@ class OpChecker:
         self.phase = "backward"
         if self.step in self.checked and self._active:
             self.hook_graph(loss)
+            # The node hooks test every node's gradients: the ops inside a
+            # node need no test of their own.
+            if self._step_aside():
+                return
         self._suspend_outside_checked()
 
     def backward_ends(self) -> None:
         self.phase = "forward"
+        if self._aside:
+            self._step_back()
+            return
         self._resume_outside_checked()
 
     def update_begins(self) -> None:
@@ -416,6 +424,8 @@ class OpChecker:
         while stack:
             node = stack.pop()
             site = self._graph[id(node)][1]
+            if site is not None:
+                site["pending"] = site.get("pending", 0) + 1
             node.register_hook(self._node_hook(id(node), self._generation))
             for child, _ in node.next_functions:
                 if (child is None or id(child) in self._graph
@@ -429,17 +439,17 @@ class OpChecker:
         # hook back to its graph is a cycle that keeps every step's graph
         # alive until the garbage collector runs.
         def hook(grad_inputs: tuple, grad_outputs: tuple) -> None:
-            # Every backward op's output passes the dispatch check first:
-            # while none was non-finite, no node's gradients can be.
-            if (not self._backward_bad or generation != self._generation
-                    or "backward" in self.found or self.busy):
+            if generation != self._generation:
                 return
             node, site = self._graph[key]
-            self.busy = True
-            try:
-                self._check_node(node, site or {}, grad_inputs, grad_outputs)
-            finally:
-                self.busy = False
+            if "backward" not in self.found and not self.busy:
+                self.busy = True
+                try:
+                    self._check_node(node, site or {}, grad_inputs, grad_outputs)
+                finally:
+                    self.busy = False
+            if site is not None:
+                _release_inputs(site)
 
         return hook
 
@@ -458,7 +468,7 @@ class OpChecker:
         self.record(
             "backward", **{"pass": "backward"},
             node=node.name(),
-            op=self._node_ops.get(node),
+            op=f"aten.{forward_op_of(node.name())}",
             call=_call_name(site["func"]) if site else None,
             module=_module_path(*site["modules"]) if site.get("modules") else None,
             forward_file=where.get("file"), forward_line=where.get("line"),
@@ -487,11 +497,7 @@ class OpChecker:
         inputs = _float_tensors((args, kwargs))
         op = f"aten.{name}"
         if self.pass_name == "backward":
-            self._backward_bad = True
-            node = torch._C._current_autograd_node()
-            if node is not None and node not in self._node_ops:
-                self._node_ops[node] = op
-            return
+            return  # backward is judged node by node, by the hooks
         before = before or {}
         finite_in = [before[id(t)] if id(t) in before else all_finite(t)
                      for t in inputs]
@@ -569,6 +575,15 @@ class OpChecker:
         if hidden:
             self.record("masked", **{"pass": "forward"}, **self._here("aten.where"),
                         hidden=[describe(t) for t in hidden[:2]])
+
+
+def _release_inputs(site: dict) -> None:
+    """Once every node of a call has run backward, its forward inputs go as
+    autograd lets them go: held to the step's end, they kept backward from
+    reusing their memory and made it a third slower."""
+    site["pending"] -= 1
+    if not site["pending"]:
+        site["inputs"] = []
 
 
 class _CallSites(TorchFunctionMode):

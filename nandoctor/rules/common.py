@@ -1,14 +1,11 @@
 """Small helpers the rule families share: locations, verified fixes, wording."""
 from __future__ import annotations
 
-import re
 from typing import Any, Optional
 
 from ..evidence import Evidence, ProbeOutcome
 from ..findings import Fix, Location
-
-_NODE_SUFFIX = re.compile(r"Backward\d*$")
-_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+from ..opnames import forward_op_of
 
 
 def op_name(producer: dict) -> str:
@@ -16,8 +13,7 @@ def op_name(producer: dict) -> str:
     `SqrtBackward0` -> `sqrt`, `LinalgVectorNormBackward0` -> `linalg_vector_norm`."""
     node = producer.get("node")
     if node:
-        name = _CAMEL.sub("_", _NODE_SUFFIX.sub("", node)).lower()
-        return name.replace("log1_p", "log1p")
+        return forward_op_of(node)
     return (producer.get("op") or "").removeprefix("aten.")
 
 
