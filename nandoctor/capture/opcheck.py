@@ -207,9 +207,9 @@ class OpChecker:
             self._loader_next = None
 
     def _patch_loader(self) -> None:
-        """A DataLoader's batches run unchecked when the data is not in
-        question: the watch found the bad step's batch finite. Indexing a
-        dataset sample by sample is most of a small model's torch calls."""
+        """A DataLoader's batches are fetched unchecked when the data is not
+        in question: the watch found the bad step's batch finite. Indexing
+        a dataset sample by sample is most of a small model's torch calls."""
         self._loader_next = fetch = dataloader._BaseDataLoaderIter.__next__
         checker = self
 
