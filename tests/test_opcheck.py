@@ -161,3 +161,21 @@ def test_a_mask_from_a_data_loader_explains_the_softmax_nan(checker):
     found = checker.found["forward"]
     assert found["op"] == "aten._softmax"
     assert found["masked_from"]["op"] == "DataLoader"
+
+
+def test_a_backward_inside_an_unchecked_update_keeps_the_update_unchecked():
+    """An LBFGS closure runs backward inside optimizer.step(): its end must
+    not put the checks back in the middle of the update."""
+    checker = _unchecked_update_checker(check_update=False)
+    try:
+        checker.update_begins()
+        loss = (torch.ones(2, requires_grad=True) * 2).sum()
+        checker.backward_begins(loss)
+        loss.backward()
+        checker.backward_ends()
+        torch.full((2,), 3e38).mul_(10.0)
+        assert checker.found == {}
+        checker.update_ends()
+        assert checker.enabled
+    finally:
+        checker.remove()

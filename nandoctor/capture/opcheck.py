@@ -190,7 +190,10 @@ class OpChecker:
         self._suspended = 0
         self._model_called = False
         self._loader_next: Optional[Any] = None
-        self._aside = False
+        # The pass that took the modes off the stack ("loader", "backward",
+        # "update"): a backward inside an optimizer's step (an LBFGS
+        # closure) must not put them back in the middle of the update.
+        self._aside: Optional[str] = None
 
     # -- lifecycle driven by the watch ------------------------------------
 
@@ -214,18 +217,18 @@ class OpChecker:
         checker = self
 
         def __next__(iterator: Any) -> Any:
-            if not checker._step_aside():
+            if not checker._step_aside("loader"):
                 return fetch(iterator)
             try:
                 batch = fetch(iterator)
+                checker._note_loader_masks(batch)
             finally:
                 checker._step_back()
-            checker._note_loader_masks(batch)
             return batch
 
         dataloader._BaseDataLoaderIter.__next__ = __next__
 
-    def _step_aside(self) -> bool:
+    def _step_aside(self, by: str) -> bool:
         """The modes off the stack for work the checks need not see; only
         when they are on top of it, as another mode may be pushed above.
         Inside a call the function mode is handling (`loss.backward()`),
@@ -236,31 +239,30 @@ class OpChecker:
         if (not dispatches or torch._C._get_dispatch_stack_at(dispatches - 1)
                 is not self._dispatch_mode):
             return False
-        functions = torch._C._len_torch_function_stack()
-        if not self._function_mode.depth and not (
-                self._function_pushed and functions and
-                torch._C._get_function_stack_at(functions - 1)
-                is self._function_mode):
+        if not self._function_mode.depth and not self._function_mode_on_top():
             return False
         self._exit()
-        self._aside = True
+        self._aside = by
         return True
 
     def _step_back(self) -> None:
-        self._aside = False
+        self._aside = None
         self._enter()
+
+    def _function_mode_on_top(self) -> bool:
+        functions = torch._C._len_torch_function_stack()
+        return (self._function_pushed and functions > 0
+                and torch._C._get_function_stack_at(functions - 1)
+                is self._function_mode)
 
     def _note_loader_masks(self, batch: Any) -> None:
         """A batch's -inf-only tensors are attention masks made by the
-        dataset: intentional, as if a checked op had made them."""
-        self.busy = True
-        try:
-            for t in _float_tensors(batch):
-                if not all_finite(t) and only_neg_inf(t):
-                    self._intentional[t] = {"op": "DataLoader", "call": None,
-                                            "site": user_site(3), "module": None}
-        finally:
-            self.busy = False
+        dataset: intentional, as if a checked op had made them. Called
+        with the modes aside, so its own tests pass unchecked."""
+        for t in _float_tensors(batch):
+            if not all_finite(t) and only_neg_inf(t):
+                self._intentional[t] = {"op": "DataLoader", "call": None,
+                                        "site": user_site(3), "module": None}
 
     def step_begins(self, step: int) -> None:
         self.step, self.phase = step, "forward"
@@ -292,27 +294,27 @@ class OpChecker:
             self.hook_graph(loss)
             # The node hooks test every node's gradients: the ops inside a
             # node need no test of their own.
-            if self._step_aside():
+            if self._step_aside("backward"):
                 return
         self._suspend_outside_checked()
 
     def backward_ends(self) -> None:
         self.phase = "forward"
-        if self._aside:
+        if self._aside == "backward":
             self._step_back()
             return
         self._resume_outside_checked()
 
     def update_begins(self) -> None:
         self.phase = "update"
-        if not self.plan.check_update and self._step_aside():
+        if not self.plan.check_update and self._step_aside("update"):
             return
         self._suspend_outside_checked()
         self._pause_call_sites()
 
     def update_ends(self) -> None:
         self.phase = "forward"
-        if self._aside:
+        if self._aside == "update":
             self._step_back()
             return
         self._resume_outside_checked()
@@ -325,10 +327,7 @@ class OpChecker:
         """An optimizer's step makes many small calls, none of them the
         user's and none creating autograd nodes: the torch-function mode
         leaves the stack for it (when on top), the dispatch check stays."""
-        stack = torch._C._len_torch_function_stack()
-        if (self._function_pushed and not self._function_mode.depth
-                and stack and torch._C._get_function_stack_at(stack - 1)
-                is self._function_mode):
+        if not self._function_mode.depth and self._function_mode_on_top():
             self._function_mode.__exit__(None, None, None)
             self._function_pushed = False
             self._call_sites_paused = True
