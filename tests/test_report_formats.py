@@ -121,6 +121,13 @@ def test_junit_has_one_case_per_check_with_the_right_counts():
     assert "[ND101] log of zero" in failure.text
 
 
+def test_junit_time_is_the_whole_diagnosis_not_the_sum_of_overlapping_passes():
+    diagnosis = make_diagnosis()
+    diagnosis.seconds = {"watch": 5.0, "replay": 3.0, "probes": 9.0, "total": 14.5}
+    root = ET.fromstring(junit.render(diagnosis, ci.judge(diagnosis)))
+    assert root.get("time") == root.find("testsuite").get("time") == "14.500"
+
+
 def test_junit_reports_a_crash_as_an_error_and_drops_control_characters():
     diagnosis = make_diagnosis("crashed", end={
         "reason": "crashed", "error": "RuntimeError: boom",
