@@ -70,3 +70,12 @@ def test_json_is_strict_and_names_the_nonfinite_tail():
     assert data["current_lr"] == 0.03
     assert data["stability_margin"] == data["current_lr"] / data["divergence_lr"]
     assert data["suggested_lr"] == data["rules"]["valley"]["lr"]
+
+
+def test_a_rate_outside_the_sweep_is_named_off_the_chart_not_drawn_at_its_edge():
+    test = synthetic_test()
+    test.summary = summarize([test.repeats[0].reading], 1e-8)
+    text = render(test)
+    chart = text.split("loss against learning rate")[1].split("rates")[0]
+    assert "script's rate 1.00e-08, off the chart" in " ".join(chart.split())
+    assert "C" not in chart.split("1e-06")[0].replace("│", "")  # no edge mark

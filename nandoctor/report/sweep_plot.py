@@ -75,6 +75,12 @@ def y_range(reading: CurveReading) -> tuple[float, float]:
     return low, high
 
 
+def on_chart(reading: CurveReading, lr: float) -> bool:
+    """Whether a rate lies within the swept range the chart draws."""
+    rates = [p.lr for p in reading.points]
+    return bool(rates) and min(rates) <= lr <= max(rates)
+
+
 def text_chart(reading: CurveReading, marks: list[Marker], width: int,
                height: int = CHART_HEIGHT) -> Text:
     """The curve on a grid of characters; x is log10(lr)."""
@@ -94,11 +100,14 @@ def text_chart(reading: CurveReading, marks: list[Marker], width: int,
         return min(height - 1, max(0, round(at)))
 
     grid: Grid = [[(" ", "")] * columns for _ in range(height)]
-    for mark in marks:
+    # A rate outside the sweep (a script's rate below its start) would sit
+    # at the edge as if it had been swept; the legend says where it is.
+    shown = [m for m in marks if on_chart(reading, m.lr)]
+    for mark in shown:
         for r in range(height):
             grid[r][column(mark.lr)] = (RULE, mark.style)
     _draw_points(grid, reading.points, column, row, high)
-    for mark in marks:
+    for mark in shown:
         grid[0][column(mark.lr)] = (mark.letter, mark.style)
     decades = range(math.ceil(x_low), math.floor(x_high) + 1)
     return _frame(grid, low, high, decades, column)

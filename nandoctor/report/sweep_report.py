@@ -43,12 +43,15 @@ def headline(test: RangeTest) -> Panel:
 
 def chart(test: RangeTest, width: int) -> Panel:
     marks = sweep_plot.markers(test)
-    body = sweep_plot.text_chart(test.repeats[0].reading, marks, width - 4)
+    reading = test.repeats[0].reading
+    body = sweep_plot.text_chart(reading, marks, width - 4)
     legend = Text(f"{sweep_plot.SMOOTH} smoothed  {sweep_plot.RAW} loss  "
                   f"{sweep_plot.CLIPPED} above the chart   ", style="dim")
     for mark in marks:
         legend.append(f"{mark.letter}", style=mark.style)
-        legend.append(f" {mark.label}  ")
+        off = "" if sweep_plot.on_chart(reading, mark.lr) else \
+            f" {words.rate(mark.lr)}, off the chart"
+        legend.append(f" {mark.label}{off}  ")
     return Panel(Group(body, legend),
                  title="loss against learning rate (log scale)")
 
