@@ -34,10 +34,6 @@ class ProbeChange(Change):
 
     def install(self) -> None:
         probe = self.probe
-        if probe.float64:
-            self._restore.append((torch, "set_default_dtype",
-                                  torch.get_default_dtype()))
-            torch.set_default_dtype(torch.float64)
         if probe.float64 or probe.no_autocast:
             self._disable_autocast()
         if probe.guard_op:
@@ -69,12 +65,23 @@ class ProbeChange(Change):
     def root_input(self, module: torch.nn.Module, args: tuple) -> Optional[tuple]:
         if self.probe.float64:
             if id(module) not in self._doubled:
-                module.double()
-                self._doubled.add(id(module))
+                self._to_float64(module)
             args = tuple(a.double() if is_float(a) else a for a in args)
         if self.probe.drop_nonfinite_samples:
             args = self._clean_inputs(args)
         return args
+
+    def _to_float64(self, module: torch.nn.Module) -> None:
+        """Double a model when it first runs, not from the start: initialised
+        in float64 it would draw other weights, and the probe would differ
+        from the baseline in more than precision. Tensors made from then on
+        (hidden states, noise) are float64 too."""
+        if not self._doubled:
+            self._restore.append((torch, "set_default_dtype",
+                                  torch.get_default_dtype()))
+            torch.set_default_dtype(torch.float64)
+        module.double()
+        self._doubled.add(id(module))
 
     def _clean_inputs(self, args: tuple) -> tuple:
         """Zero the non-finite samples and remember them for the loss."""
