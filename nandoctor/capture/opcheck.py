@@ -513,15 +513,14 @@ class OpChecker:
                     self._intentional[t] = intentional[0]
                 return
             self._record_producer(self.pass_name, op, args, kwargs, bad,
-                                  intentional=intentional[0])
+                                  intentional[0], before)
         elif not suspects:
             self._record_producer(self.pass_name, op, args, kwargs, bad,
-                                  intentional=None)
+                                  None, before)
         elif self.pass_name == "data" and "data" not in self.found:
             # No torch op made these values: they came in from outside
             # (numpy, a file) and this is the first op that saw them.
-            self._record_producer("entered", op, args, kwargs, bad,
-                                  intentional=None)
+            self._record_producer("entered", op, args, kwargs, bad, None, before)
         elif self.pass_name in ("forward", "data"):
             self._maybe_first_nan(op, inputs, bad)
 
@@ -530,12 +529,12 @@ class OpChecker:
                 "module": self.module_path()}
 
     def _record_producer(self, pass_name: str, op: str, args: tuple,
-                         kwargs: dict, bad: list,
-                         intentional: Optional[dict]) -> None:
+                         kwargs: dict, bad: list, intentional: Optional[dict],
+                         written: dict[int, bool]) -> None:
         where = self._here(op)
         operands = _tensors((args, kwargs))[:_MAX_INPUTS]
         data = {"pass": pass_name, **where,
-                "inputs": [describe(t) for t in operands],
+                "inputs": [_operand(t, written) for t in operands],
                 "output": describe(bad[0])}
         if intentional:
             data["masked_from"] = intentional
@@ -574,6 +573,16 @@ class OpChecker:
         if hidden:
             self.record("masked", **{"pass": "forward"}, **self._here("aten.where"),
                         hidden=[describe(t) for t in hidden[:2]])
+
+
+def _operand(t: torch.Tensor, written: dict[int, bool]) -> dict:
+    """An operand's statistics. One the op wrote in place can only be read
+    after it (a copy of every in-place operand would cost each checked op):
+    it is marked so, with whether it was finite before."""
+    stats = describe(t)
+    if id(t) in written:
+        stats.update(written=True, finite_before=written[id(t)])
+    return stats
 
 
 def _release_inputs(site: dict) -> None:

@@ -98,6 +98,9 @@ def stats(s: dict[str, Any]) -> str:
     for key, label in counts:
         if s.get(key):
             parts.append(f"{s[key]} {label}")
+    if s.get("written"):
+        parts.append("written in place: these are its values after the op"
+                     + (", finite before" if s.get("finite_before") else ""))
     return ", ".join(parts)
 
 
