@@ -15,6 +15,11 @@ from typing import Any, Optional
 GUARDABLE_OPS = frozenset({"log", "log2", "log10", "log1p", "sqrt", "rsqrt",
                            "pow", "acos", "asin", "atanh", "exp", "div",
                            "reciprocal"})
+# Ops that break at zero. A guard on one of them covers the others at the
+# same line: a loss like log(var) + (y - mu)**2 / var fails in both places
+# at once, and a guard on the log alone would wrongly clear the line.
+ZERO_EDGE_OPS = frozenset({"log", "log2", "log10", "sqrt", "rsqrt", "div",
+                           "reciprocal"})
 
 
 @dataclass

@@ -14,7 +14,7 @@ from typing import Optional
 from .config import ProbeSettings
 from .evidence import Evidence, ProbeOutcome
 from .opnames import forward_op_of
-from .plan import GUARDABLE_OPS, Plan, Probe
+from .plan import GUARDABLE_OPS, ZERO_EDGE_OPS, Plan, Probe
 from .runner import PassResult
 
 BASELINE = "baseline"
@@ -136,8 +136,11 @@ def describe_change(probe: Optional[Probe]) -> str:
     if probe.no_autocast:
         return "autocast disabled (float32)"
     if probe.guard_op:
-        where = f"line {probe.guard_line}"
-        return f"epsilon guard ({probe.guard_eps:g}) on {probe.guard_op} at {where}"
+        text = (f"epsilon guard ({probe.guard_eps:g}) on {probe.guard_op} at "
+                f"line {probe.guard_line}")
+        if probe.guard_op.removeprefix("aten.") in ZERO_EDGE_OPS:
+            text += " and on the line's other logs, roots and divisions"
+        return text
     if probe.skip_nonfinite_steps:
         return "skip every step whose gradients are non-finite"
     if probe.drop_nonfinite_samples:

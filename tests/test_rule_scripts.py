@@ -23,6 +23,8 @@ EXPECTED = {
     "empty_mean": "empty_reduction",
     "fp16": "low_precision_overflow",
     "half_adam": "optimizer_epsilon",
+    "gauss_var": "log_of_nonpositive",
+    "eps0_adam": "optimizer_epsilon",
     "nan_input": "bad_input_data",
     "nan_target": "bad_target",
     "nll_raw": "missing_activation",

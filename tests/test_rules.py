@@ -182,6 +182,64 @@ def test_float16_overflow_from_finite_inputs():
     assert causes(ev)[0] is Cause.LOW_PRECISION_OVERFLOW
 
 
+def scheduled(losses: list[Any], rates: list[float]) -> list[dict]:
+    return [{**s, "lrs": [r]} for s, r in zip(steps(losses), rates)]
+
+
+RUNAWAY = {"step": 9, "kind": "loss_runaway", "best_smoothed": 0.2}
+
+
+def test_a_schedule_that_kept_raising_the_rate_is_blamed_at_the_scheduler():
+    history = scheduled([2.0, 1.0, 0.5, 0.3, 0.2, 0.4, 3.0, 40.0, 900.0, 1e5],
+                        [0.01 * 2 ** i for i in range(10)])
+    ev = evidence(history, divergence=RUNAWAY)
+    ev.watch.events.append({"event": "scheduler", "type": "LambdaLR",
+                            "site": site(19)})
+    top = rank(run_rules(ev))[0]
+    assert top.cause is Cause.LR_TOO_HIGH and top.location.line == 19
+    assert "Cap the schedule" in top.fixes[0].text
+
+
+def test_a_warm_up_that_ended_before_the_best_loss_is_no_suspect():
+    history = scheduled([2.0, 1.0, 0.5, 0.3, 0.2, 0.2, 0.1, 0.1, 0.1, "nan"],
+                        [1e-4, 1e-3, 1e-2] + [1e-2] * 7)
+    producer = {"key": "forward", "pass": "forward", "op": "aten.log",
+                "call": "torch.log", "site": site(21),
+                "inputs": [stats(zeros=1, min=0.0)], "output": stats(neginf=1)}
+    event = {**LOSS_EVENT, "step": 9}
+    assert Cause.LR_TOO_HIGH not in causes(evidence(history, event, (producer,)))
+
+
+def update_event(eps: float) -> dict:
+    return {"step": 3, "phase": "optimizer", "site": site(46),
+            "tensor": "parameter emb.weight after the update",
+            "stats": stats(nan=9), "parameter": "emb.weight", "group": 0,
+            "optimizer": {"type": "Adam", "eps": eps, "site": site(37)}}
+
+
+def update_producer(denominator: dict) -> dict:
+    return {"key": "update", "pass": "update", "op": "aten.addcdiv_",
+            "site": site(46),
+            "inputs": [stats(nan=9, written=True, finite_before=True),
+                       stats(zeros=9, min=0.0), denominator],
+            "output": stats(nan=9)}
+
+
+def test_an_update_dividing_by_zero_blames_the_optimizers_eps_at_its_line():
+    ev = evidence(steps([1.4, 1.3, 1.2, "nan"]), update_event(0.0),
+                  (update_producer(stats(zeros=9, min=0.0)),))
+    top = rank(run_rules(ev))[0]
+    assert (top.cause, top.code) == (Cause.OPTIMIZER_EPSILON, "ND403")
+    assert top.location.line == 37 and top.confidence > 0.8
+    assert any("0/0" in line for line in top.evidence)
+
+
+def test_an_update_that_overflows_with_a_positive_denominator_is_no_eps_fault():
+    ev = evidence(steps([1.4, 1.3, 1.2, "nan"]), update_event(1e-8),
+                  (update_producer(stats(min=1e-8, max=3.0)),))
+    assert Cause.OPTIMIZER_EPSILON not in causes(ev)
+
+
 def test_all_targets_ignored_is_an_empty_reduction():
     producer = {"key": "forward", "pass": "forward", "op": "aten.nll_loss_forward",
                 "site": site(78), "inputs": [stats(), {"dtype": "int64", "numel": 384,

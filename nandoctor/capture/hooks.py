@@ -32,6 +32,7 @@ LOSS_FUNCTIONS = (
 
 class Observer(Protocol):
     def optimizer_created(self, optimizer: torch.optim.Optimizer) -> None: ...
+    def scheduler_created(self, scheduler: Any) -> None: ...
     def root_input(self, module: torch.nn.Module, args: tuple) -> Optional[tuple]: ...
     def root_output(self, module: torch.nn.Module, output: Any) -> None: ...
     def module_entered(self, module: torch.nn.Module) -> None: ...
@@ -70,6 +71,7 @@ class Hooks:
             ),
         ]
         self._patch_optimizer_init()
+        self._patch_scheduler_init()
         self._patch_backward()
         self._patch_losses()
         self._patch_grad_scaler()
@@ -119,6 +121,21 @@ class Hooks:
             return __init__
 
         self._patch(torch.optim.Optimizer, "__init__", wrap)
+
+    def _patch_scheduler_init(self) -> None:
+        obs = self.observer
+        base = getattr(torch.optim.lr_scheduler, "LRScheduler", None) or \
+            torch.optim.lr_scheduler._LRScheduler
+
+        def wrap(original: Callable) -> Callable:
+            @functools.wraps(original)
+            def __init__(sched: Any, *args: Any, **kwargs: Any) -> None:
+                original(sched, *args, **kwargs)
+                obs.scheduler_created(sched)
+
+            return __init__
+
+        self._patch(base, "__init__", wrap)
 
     def _patch_backward(self) -> None:
         obs, scaled = self.observer, self.scaled

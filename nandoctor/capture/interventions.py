@@ -13,7 +13,7 @@ from typing import Any, Optional
 import torch
 from torch.overrides import TorchFunctionMode
 
-from ..plan import Probe
+from ..plan import ZERO_EDGE_OPS, Probe
 from .sites import user_site
 from .tensors import all_finite, is_float
 from .watch import Change
@@ -171,7 +171,8 @@ _CALLS = {
 
 
 class _Guard(TorchFunctionMode):
-    """An epsilon guard on one op at one line of the user's code.
+    """An epsilon guard on one op at one line of the user's code (and on
+    the other ops there that break at zero, when it is one of them).
 
     It acts above autograd, on the call the user wrote, so the clamp is part
     of the graph and the backward pass sees the guarded value too.
@@ -179,8 +180,14 @@ class _Guard(TorchFunctionMode):
 
     def __init__(self, probe: Probe) -> None:
         super().__init__()
-        self.op = probe.guard_op.removeprefix("aten.")
-        self.names = _CALLS.get(self.op, {self.op, f"{self.op}_"})
+        flagged = probe.guard_op.removeprefix("aten.")
+        ops = [flagged, *(ZERO_EDGE_OPS - {flagged}
+                          if flagged in ZERO_EDGE_OPS else ())]
+        # The torch call's name -> the op it reaches; the flagged op's first.
+        self.op_of: dict[str, str] = {}
+        for op in ops:
+            for name in _CALLS.get(op, {op, f"{op}_"}):
+                self.op_of.setdefault(name, op)
         self.file = probe.guard_file
         self.line = probe.guard_line
         self.eps = probe.guard_eps
@@ -188,8 +195,9 @@ class _Guard(TorchFunctionMode):
     def __torch_function__(self, func: Any, types: Any, args: tuple = (),
                            kwargs: Optional[dict] = None) -> Any:
         kwargs = kwargs or {}
-        if getattr(func, "__name__", None) in self.names and self._at_line():
-            args = self._guarded(func.__name__, args)
+        op = self.op_of.get(getattr(func, "__name__", None))
+        if op is not None and self._at_line():
+            args = self._guarded(op, func.__name__, args)
         return func(*args, **kwargs)
 
     def _at_line(self) -> bool:
@@ -197,10 +205,10 @@ class _Guard(TorchFunctionMode):
         return bool(site) and site["line"] == self.line and (
             self.file is None or site["file"] == self.file)
 
-    def _guarded(self, name: str, args: tuple) -> tuple:
+    def _guarded(self, op: str, name: str, args: tuple) -> tuple:
         if not args or not is_float(args[0]) and name != "__rtruediv__":
             return args
-        op, eps = self.op, self.eps
+        eps = self.eps
         if name == "__rtruediv__":
             return (_away_from_zero(args[0], eps), *args[1:])
         x = args[0]

@@ -129,6 +129,10 @@ class Watch:
         self.nonfinite_steps = 0
         self.stop_at: Optional[int] = None
         self._optimizers: list[weakref.ref] = []
+        # Where each optimizer was made: the line to fix when its own
+        # settings (eps) break the update.
+        self._optimizer_sites: "weakref.WeakKeyDictionary[Any, Optional[dict]]" = \
+            weakref.WeakKeyDictionary()
         self._roots: "weakref.WeakSet[torch.nn.Module]" = weakref.WeakSet()
         self._names: dict[int, str] = {}
         self._module_names: dict[int, str] = {}
@@ -285,6 +289,12 @@ class Watch:
 
     def optimizer_created(self, optimizer: torch.optim.Optimizer) -> None:
         self._optimizers.append(weakref.ref(optimizer))
+        self._optimizer_sites[optimizer] = user_site(2)
+
+    def scheduler_created(self, scheduler: Any) -> None:
+        # Where a schedule that drives the rate too high can be fixed.
+        self.events.emit("scheduler", type=type(scheduler).__name__,
+                         site=user_site(2))
 
     def module_entered(self, module: torch.nn.Module) -> None:
         if self.checker is not None:
@@ -464,8 +474,21 @@ class Watch:
         if not math.isfinite(total):
             i = next(i for i, n in enumerate(norms) if not math.isfinite(n))
             name = self._name(params[i])
+            optimizer = self.primary()
+            group = _group_of(optimizer, params[i])
             self._nonfinite("optimizer", what.format(name), params[i],
-                            parameter=name, group=_group_of(self.primary(), params[i]))
+                            parameter=name, group=group,
+                            optimizer=self._describe_optimizer(optimizer, group))
+
+    def _describe_optimizer(self, optimizer: Optional[torch.optim.Optimizer],
+                            group: Optional[int]) -> Optional[dict]:
+        if optimizer is None:
+            return None
+        settings = optimizer.param_groups[group] if group is not None else {}
+        eps = settings.get("eps")
+        return {"type": type(optimizer).__name__,
+                "eps": eps if isinstance(eps, (int, float)) else None,
+                "site": self._optimizer_sites.get(optimizer)}
 
     def _check_hand_params(self) -> None:
         if self._hand_params:

@@ -129,7 +129,8 @@ _DOCS = [
     RuleDoc("ND301", "lr_too_high", "learning rate too high",
             "The loss rises from the first steps, the gradient norm grows "
             "geometrically, no op-level cause explains the failure, and a lower "
-            "rate removes it.",
+            "rate removes it; or a schedule raised the rate tenfold or more past "
+            "the step with the best loss (a warm-up without a cap).",
             "Each update overshoots the minimum by more than the last; the values "
             "grow until float overflow.",
             "optimizer = torch.optim.SGD(model.parameters(), lr=0.3)",
@@ -173,6 +174,14 @@ _DOCS = [
             "Adam's eps=1e-8 rounds to zero in float16: sqrt(v) + eps can be 0.",
             "model.half()\nopt = torch.optim.Adam(model.parameters())",
             "Keep master weights in float32 (autocast), or raise eps."),
+    RuleDoc("ND403", "optimizer_epsilon", "optimizer update divided by zero",
+            "Finite gradients, but the optimizer's update divided by a denominator "
+            "holding zeros (Adam's sqrt(v) + eps with eps=0 or too small).",
+            "A weight whose gradient has always been 0 (an embedding row never "
+            "looked up, an unused or frozen weight) keeps both moments at 0: its "
+            "update is 0/0 = NaN, and the NaN spreads from that weight.",
+            "opt = torch.optim.Adam(model.parameters(), lr=1e-2, eps=0.0)",
+            "Give the optimizer a positive eps (the default 1e-8)."),
     RuleDoc("ND501", "nondeterminism", "the replay did not reproduce the run",
             "Two runs with the same seed and threads differ in their first "
             "non-finite event.",

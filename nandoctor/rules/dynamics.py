@@ -26,6 +26,9 @@ LARGE_FIRST_GRAD = 1e3
 LARGE_FIRST_LOSS = 100.0
 UNSCALED_INPUT_STD = 5.0
 EARLY_FAILURE = 100
+# A schedule that multiplied the rate this much after the best loss drove
+# the failure.
+RATE_RISE = 10.0
 
 
 def check(ev: Evidence) -> list[Finding]:
@@ -50,13 +53,22 @@ def _explained_by_op(ev: Evidence) -> bool:
 def _lr_too_high(ev: Evidence, dyn: signals.Dynamics,
                  explained: bool) -> Optional[Finding]:
     lower = probe_learns(ev, "lr_x0.1") or _any_lr_probe(ev)
-    if lower is None and not dyn.rises_from_start:
+    rise = _scheduled_rise(ev)
+    if lower is None and not dyn.rises_from_start and rise is None:
         return None
     confidence = 0.3 + 0.25 * bool(lower) + 0.2 * dyn.rises_from_start
+    confidence += 0.3 * (rise is not None)
     confidence -= 0.3 * explained
     if confidence < 0.3:
         return None
     evidence = []
+    if rise is not None:
+        best_rate, best_step, peak, peak_step = rise
+        evidence.append(f"the learning rate rose from {number(best_rate)} at step "
+                        f"{best_step}, where the loss was lowest, to "
+                        f"{number(peak)} by step {peak_step} "
+                        f"({peak / best_rate:.3g}x): the schedule drove it past "
+                        "what this model can take")
     if dyn.rises_from_start:
         evidence.append(f"the loss rose on {dyn.rising_fraction:.0%} of the first "
                         f"steps, from {number(dyn.first_loss)} to "
@@ -86,10 +98,15 @@ def _lr_too_high(ev: Evidence, dyn: signals.Dynamics,
                                          "stable"))
     if input_std is not None and input_std > UNSCALED_INPUT_STD:
         fixes.append(Fix(text="Standardise the inputs (zero mean, unit variance)"))
+    if rise is not None:
+        fixes.insert(0, Fix(text="Cap the schedule: end a warm-up at the base "
+                                 "rate and hold it there",
+                            code="LambdaLR(opt, lambda e: min(1.0, (e + 1) / warmup))"))
     fixes.append(Fix(text="Find a safe rate with `nandoctor lr-sweep`"))
     return Finding(code=CODES[Cause.LR_TOO_HIGH], cause=Cause.LR_TOO_HIGH,
                    title="learning rate too high", severity=Severity.ERROR,
-                   confidence=min(confidence, 0.8), location=_lr_location(ev),
+                   confidence=min(confidence, 0.8),
+                   location=_scheduler_location(ev) if rise else _lr_location(ev),
                    step=ev.bad_step, evidence=tuple(evidence),
                    figures=_figures(dyn), fixes=tuple(fixes))
 
@@ -218,6 +235,36 @@ def _input_std(ev: Evidence) -> Optional[float]:
     stds = [i.get("std") for s in ev.watch.steps for i in s.get("inputs", [])
             if isinstance(i.get("std"), (int, float)) and math.isfinite(i["std"])]
     return max(stds) if stds else None
+
+
+def _scheduled_rise(ev: Evidence) -> Optional[tuple[float, int, float, int]]:
+    """(rate, step) at the best loss and (rate, step) at the highest rate
+    after it, when a schedule raised the rate tenfold or more past the point
+    where training went best: a warm-up left without a cap. A warm-up that
+    ended before the best loss is no suspect."""
+    bad = ev.bad_step
+    points = [(s["step"], max(s["lrs"]), s.get("loss")) for s in ev.watch.steps
+              if s.get("lrs") and all(isinstance(r, (int, float)) for r in s["lrs"])
+              and (bad is None or s["step"] <= bad)]
+    finite = [p for p in points
+              if isinstance(p[2], (int, float)) and math.isfinite(p[2])]
+    if not finite:
+        return None
+    best_step, best_rate, _ = min(finite, key=lambda p: p[2])
+    later = [p for p in points if p[0] > best_step]
+    if best_rate <= 0 or not later:
+        return None
+    peak_step, peak, _ = max(later, key=lambda p: p[1])
+    if peak < RATE_RISE * best_rate:
+        return None
+    return best_rate, best_step, peak, peak_step
+
+
+def _scheduler_location(ev: Evidence) -> Location:
+    made = ev.watch.of_kind("scheduler")
+    site = (made[0].get("site") if made else None) or {}
+    return Location(file=site.get("file"), line=site.get("line")) \
+        if site.get("line") else _lr_location(ev)
 
 
 def _lr_location(ev: Evidence) -> Location:

@@ -11,7 +11,7 @@ from dataclasses import replace
 from typing import Optional
 
 from ..evidence import Evidence
-from ..findings import Cause, Finding, Fix, Severity
+from ..findings import Cause, Finding, Fix, Location, Severity
 from . import signals
 from .common import (
     count, location, number, op_name, operands, plural, probe_failed_like_baseline,
@@ -49,6 +49,10 @@ CODES = {
     Cause.LOW_PRECISION_OVERFLOW: "ND401",
     Cause.OPTIMIZER_EPSILON: "ND402",
 }
+# An update that divides by its denominator's zeros, in any precision.
+ZERO_DENOMINATOR_CODE = "ND403"
+# Where an optimizer's update divides: addcdiv(param, m, denom), div(m, denom).
+_UPDATE_DIVISOR = {"addcdiv": 2, "addcdiv_": 2, "div": 1, "div_": 1}
 
 
 def check(ev: Evidence) -> list[Finding]:
@@ -111,9 +115,11 @@ def _classify(ev: Evidence, p: dict) -> Optional[Finding]:
 
 def _finding(ev: Evidence, p: dict, cause: Cause, title: str, confidence: float,
              evidence: list[str], fixes: list[Fix],
-             severity: Severity = Severity.ERROR, role: str = "root") -> Finding:
-    return Finding(code=CODES[cause], cause=cause, title=title, severity=severity,
-                   confidence=confidence, location=location(p),
+             severity: Severity = Severity.ERROR, role: str = "root",
+             code: Optional[str] = None, at: Optional[Location] = None) -> Finding:
+    return Finding(code=code or CODES[cause], cause=cause, title=title,
+                   severity=severity, confidence=confidence,
+                   location=at or location(p),
                    step=p.get("step"), evidence=tuple(evidence),
                    figures=_figures(p), fixes=tuple(fixes), role=role)
 
@@ -138,8 +144,10 @@ def _log(ev: Evidence, p: dict, arg: dict, backward: bool) -> Finding:
     elif p.get("output", {}).get("neginf"):
         evidence.append("log(0) = -inf; any later 0 * -inf or -inf + inf is NaN")
     probabilities = (arg.get("min") or 0) >= 0 and (arg.get("max") or 0) <= 1
-    if (zeros and probabilities and arg.get("max") is not None
-            and arg["max"] >= 0.999999 and p.get("pass") not in _DATA_PASSES):
+    saturated = bool(zeros and probabilities and arg.get("max") is not None
+                     and arg["max"] >= 0.999999
+                     and p.get("pass") not in _DATA_PASSES)
+    if saturated:
         evidence.append(f"an exact 0 beside values next to 1 (max "
                         f"{arg['max']:.7g}) is the mark of a saturated sigmoid "
                         "or softmax in float32 (a probability within ~6e-8 of 1 "
@@ -152,10 +160,16 @@ def _log(ev: Evidence, p: dict, arg: dict, backward: bool) -> Finding:
                         "negative values")
         fixes = [Fix(text="Log-transform features that can be 0 with log1p",
                      code="torch.log1p(x)"), clamp]
-    else:
+    elif saturated:
         fixes = [verified("Compute the loss from logits instead of "
                           "probabilities, e.g. `nn.BCEWithLogitsLoss()` or "
                           "`F.log_softmax`", None, ev), clamp]
+    else:
+        fixes = [Fix(text="Make the argument positive where it is made: "
+                          "softplus (plus a floor) for a learned scale or "
+                          "variance, `F.log_softmax` or `nn.BCEWithLogitsLoss` "
+                          "on logits for probabilities",
+                     code="var = F.softplus(raw) + 1e-6"), clamp]
     return _finding(ev, p, Cause.LOG_OF_NONPOSITIVE, f"log of {what}", 0.85,
                     evidence, fixes)
 
@@ -173,9 +187,10 @@ def _exp(ev: Evidence, p: dict, arg: dict, out: dict) -> Optional[Finding]:
     if nan is not None and nan.get("op") != p.get("op"):
         evidence.append(f"the NaN then came from {where(nan)} (inf/inf or inf - inf)")
     fixes = [
-        verified("Use the library's stable form, which subtracts the max first: "
-                 "`torch.softmax`, `F.log_softmax` or `F.cross_entropy` on logits",
-                 None, ev),
+        verified("Use the library's stable form, which never exponentiates a "
+                 "large value: `F.softplus` for log(1 + exp(x)), "
+                 "`torch.logsumexp`, `torch.softmax`, `F.log_softmax` or "
+                 "`F.cross_entropy` on logits", None, ev),
         verified("Or subtract the row maximum before exp",
                  "torch.exp(x - x.amax(dim=-1, keepdim=True))", ev, "eps_guard"),
     ]
@@ -251,9 +266,15 @@ def _domain(ev: Evidence, p: dict, arg: dict, backward: bool,
         # acos(1) is finite; its slope -1/sqrt(1 - x^2) is not.
         evidence.append(f"the forward value was finite, but the derivative of "
                         f"{op} is infinite at the edge of its domain (±1)")
-    fixes = [verified("Clamp the input inside the op's domain, e.g. "
-                      "`torch.acos(x.clamp(-1 + 1e-7, 1 - 1e-7))`", None, ev,
-                      "eps_guard")]
+    if op in ROOT_OPS:
+        fixes = [verified("Keep the argument at or above 0 before the root",
+                          f"torch.{op}(x.clamp_min(0) + 1e-6)", ev, "eps_guard"),
+                 Fix(text="A variance computed as E[x²] - E[x]² can round "
+                          "below 0: use `x.var(dim, unbiased=False)`")]
+    else:
+        fixes = [verified("Clamp the input inside the op's domain, e.g. "
+                          "`torch.acos(x.clamp(-1 + 1e-7, 1 - 1e-7))`", None,
+                          ev, "eps_guard")]
     title = title or (f"gradient of {op} at the edge of its domain" if backward
                       else f"{op} outside its domain")
     return _finding(ev, p, Cause.DOMAIN_ERROR, title, 0.8, evidence, fixes)
@@ -301,6 +322,12 @@ def _optimizer(ev: Evidence, p: dict, out: dict) -> Finding:
                 "optimizer.step() made the weights non-finite",
                 f"parameter: {first.get('parameter', '?')} (param group "
                 f"{first.get('group', '?')}), {dtype}"]
+    slot = _UPDATE_DIVISOR.get(op_name(p))
+    ins = operands(p)
+    divisor = ins[slot] if slot is not None and len(ins) > slot else {}
+    if dtype not in LOW_PRECISION and (count(divisor, "zeros")
+                                       or count(divisor, "tiny")):
+        return _zero_denominator(ev, p, first, ins[slot - 1], divisor, evidence)
     if dtype in LOW_PRECISION:
         evidence.append(f"in {dtype}, eps=1e-8 rounds to 0, so sqrt(v) + eps can "
                         "be 0 and the update divides by it")
@@ -314,6 +341,41 @@ def _optimizer(ev: Evidence, p: dict, out: dict) -> Finding:
     return _finding(ev, p, Cause.NUMERIC_OVERFLOW, "the update overflowed",
                     0.5, evidence, fixes, severity=Severity.WARNING,
                     role="surfaced")
+
+
+def _zero_denominator(ev: Evidence, p: dict, first: dict, numerator: dict,
+                      divisor: dict, evidence: list[str]) -> Finding:
+    """The update divided by zero: Adam-like m / (sqrt(v) + eps) with
+    sqrt(v) = 0 where a weight's gradient has always been 0, and an eps too
+    small to keep the sum positive."""
+    opt = first.get("optimizer") or {}
+    eps = opt.get("eps")
+    site = opt.get("site") or {}
+    zeros = count(divisor, "zeros") + count(divisor, "tiny")
+    evidence = evidence + [
+        f"its denominator (operand {_UPDATE_DIVISOR[op_name(p)]}) holds "
+        f"{plural(zeros, 'value')} at or within 1e-30 of zero, out of "
+        f"{divisor.get('numel')}"]
+    if count(numerator, "zeros"):
+        evidence.append("the numerator is 0 there too: 0/0 = NaN, the mark of "
+                        "weights whose gradient has always been 0 (embedding "
+                        "rows never looked up, unused or frozen weights): "
+                        "both moments stay 0")
+    settled = eps is not None and eps < 1e-30
+    if eps is not None:
+        made = f"{opt.get('type') or 'the optimizer'} was made with eps={eps:g}"
+        if site.get("line"):
+            made += f" at line {site['line']}"
+        evidence.append(made + (": nothing keeps the denominator above 0"
+                                if settled else ", too small to keep the "
+                                "denominator above 0 here"))
+    fixes = [Fix(text="Give the optimizer a positive eps, e.g. the default",
+                 code=f"torch.optim.{opt.get('type') or 'Adam'}(params, eps=1e-8)")]
+    at = Location(file=site.get("file"), line=site.get("line")) \
+        if site.get("line") else None
+    return _finding(ev, p, Cause.OPTIMIZER_EPSILON,
+                    "optimizer update divided by zero", 0.85 if settled else 0.6,
+                    evidence, fixes, code=ZERO_DENOMINATOR_CODE, at=at)
 
 
 def _overflow(ev: Evidence, p: dict, out: dict) -> Optional[Finding]:

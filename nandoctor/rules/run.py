@@ -47,7 +47,7 @@ def unexplained(ev: Evidence, findings: list[Finding]) -> list[Finding]:
         if first.get("op"):
             evidence.append(f"produced by {first['op']}")
     evidence.append("no rule matched this evidence: read the operand statistics "
-                    "in the JSON report (--json) for clues")
+                    "in the JSON report (--json PATH) for clues")
     return [Finding(code=CODES[Cause.UNEXPLAINED], cause=Cause.UNEXPLAINED,
                     title="the failure has no explanation nandoctor can stand by",
                     severity=Severity.ERROR, confidence=0.2, location=where,

@@ -13,8 +13,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 FAULTS = (
-    "log", "exp", "exp_grows", "div", "sqrt", "acos", "where", "masked_softmax", "empty_mean",
-    "fp16", "half_adam", "nan_input", "nan_target", "nll_raw", "lr", "rnn",
+    "log", "gauss_var", "exp", "exp_grows", "div", "sqrt", "acos", "where",
+    "masked_softmax", "empty_mean",
+    "fp16", "half_adam", "eps0_adam", "nan_input", "nan_target", "nll_raw", "lr", "rnn",
     "zero_grad", "randn_init", "unseeded", "raises",
 )
 
@@ -42,11 +43,17 @@ def bce_by_hand(p, y):
 
 def loss_for(fault, fixed, model, xb, yb, step):
     out = model(xb).squeeze(1) if fault not in ("exp", "nll_raw", "empty_mean",
-                                                 "masked_softmax") else model(xb)
+                                                 "masked_softmax", "gauss_var") \
+        else model(xb)
     if fault == "log":
         if fixed:
             return F.binary_cross_entropy_with_logits(out * 40, yb)
         return bce_by_hand(torch.sigmoid(out * 40), yb)
+    if fault == "gauss_var":
+        mu = out[:, 0]
+        # A variance through relu is exactly 0 wherever its score is negative.
+        var = F.softplus(out[:, 1]) + 1e-4 if fixed else F.relu(out[:, 1])
+        return 0.5 * (torch.log(var) + (yb - mu) ** 2 / var).mean()
     if fault == "exp":
         logits = out * 100 + 60  # scores far above what exp can hold
         if fixed:
@@ -119,7 +126,7 @@ def runs_before(state):
 def build(fault, fixed, state=None):
     torch.manual_seed(time.time_ns() % 1000 if fault == "unseeded" and not fixed else 0)
     x, y = data()
-    if fault in ("exp", "nll_raw", "empty_mean"):
+    if fault in ("exp", "nll_raw", "empty_mean", "gauss_var"):
         model = classifier(out=2)
     elif fault == "masked_softmax":
         model = classifier(out=1)
@@ -172,6 +179,23 @@ def train_rnn(fixed, steps):
         print(f"step {step} loss {loss.item():.4g}")
 
 
+def train_bag_of_words(fixed, steps):
+    """Adam without eps: the rows of words no batch has used yet get 0 / 0."""
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(0)
+    model = nn.Sequential(nn.EmbeddingBag(500, 8), nn.Linear(8, 2))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2,
+                           eps=1e-8 if fixed else 0.0)
+    for step in range(steps):
+        tokens = torch.randint(0, 50, (32, 6), generator=g)  # frequent words only
+        y = (tokens[:, 0] < 25).long()
+        loss = F.cross_entropy(model(tokens), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        print(f"step {step} loss {loss.item():.4g}")
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--fault", choices=FAULTS, required=True)
@@ -182,6 +206,8 @@ def main():
     fault, fixed = args.fault, args.fixed
     if fault == "rnn":
         return train_rnn(fixed, args.steps)
+    if fault == "eps0_adam":
+        return train_bag_of_words(fixed, args.steps)
     model, x, y = build(fault, fixed, args.state)
     if fault == "half_adam" and not fixed:
         model = model.half()
