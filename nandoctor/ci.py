@@ -147,10 +147,9 @@ def _runs_check(diagnosis: Diagnosis) -> Check:
     if diagnosis.status not in (STATUS_CRASHED, STATUS_INTERRUPTED):
         return Check(CHECK_RUNS, Outcome.PASSED, f"{steps} steps run")
     end = diagnosis.evidence.watch.end
-    site = end.get("site") or {}
     details = tuple((end.get("traceback") or "").rstrip().splitlines()[-15:])
     return Check(CHECK_RUNS, Outcome.ERROR, words.headline(diagnosis), details,
-                 Location(file=site.get("file"), line=site.get("line")))
+                 Location.of_site(end.get("site")))
 
 
 def _finite_check(diagnosis: Diagnosis) -> Check:
@@ -202,8 +201,7 @@ def _runaway_check(diagnosis: Diagnosis) -> Check:
         message = (f"the loss ran away from step {step}: above {factor:g}x its "
                    f"best smoothed value {best} for "
                    f"{diagnosis.settings.watch.runaway_patience} steps")
-    site = divergence.get("site") or {}
-    where = Location(file=site.get("file"), line=site.get("line"))
+    where = Location.of_site(divergence.get("site"))
     return Check(CHECK_RUNAWAY, Outcome.FAILED, message + _at(where),
                  location=where)
 

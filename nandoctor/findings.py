@@ -46,6 +46,12 @@ class Location:
     line: Optional[int] = None
     module: Optional[str] = None
 
+    @classmethod
+    def of_site(cls, site: Optional[dict]) -> "Location":
+        """The file and line of a captured user site (None: nowhere)."""
+        site = site or {}
+        return cls(file=site.get("file"), line=site.get("line"))
+
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.file and self.line else ""
         if self.module:

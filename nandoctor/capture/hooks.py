@@ -70,8 +70,12 @@ class Hooks:
                 lambda opt, args, kwargs: obs.after_update(opt)
             ),
         ]
-        self._patch_optimizer_init()
-        self._patch_scheduler_init()
+        self._announce_creation(torch.optim.Optimizer,
+                                self.observer.optimizer_created)
+        self._announce_creation(
+            getattr(torch.optim.lr_scheduler, "LRScheduler", None)
+            or torch.optim.lr_scheduler._LRScheduler,
+            self.observer.scheduler_created)
         self._patch_backward()
         self._patch_losses()
         self._patch_grad_scaler()
@@ -109,29 +113,15 @@ class Hooks:
         if self.depth == 0:
             self.observer.root_output(module, output)
 
-    def _patch_optimizer_init(self) -> None:
-        obs = self.observer
+    def _announce_creation(self, base: type, created: Callable[[Any], None]) -> None:
+        """Tell the observer of every instance of `base` (and its subclasses,
+        whose constructors call it) once it is built."""
 
         def wrap(original: Callable) -> Callable:
             @functools.wraps(original)
-            def __init__(opt: torch.optim.Optimizer, *args: Any, **kwargs: Any) -> None:
-                original(opt, *args, **kwargs)
-                obs.optimizer_created(opt)
-
-            return __init__
-
-        self._patch(torch.optim.Optimizer, "__init__", wrap)
-
-    def _patch_scheduler_init(self) -> None:
-        obs = self.observer
-        base = getattr(torch.optim.lr_scheduler, "LRScheduler", None) or \
-            torch.optim.lr_scheduler._LRScheduler
-
-        def wrap(original: Callable) -> Callable:
-            @functools.wraps(original)
-            def __init__(sched: Any, *args: Any, **kwargs: Any) -> None:
-                original(sched, *args, **kwargs)
-                obs.scheduler_created(sched)
+            def __init__(obj: Any, *args: Any, **kwargs: Any) -> None:
+                original(obj, *args, **kwargs)
+                created(obj)
 
             return __init__
 

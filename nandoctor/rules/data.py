@@ -67,7 +67,6 @@ def _nonfinite_batch(ev: Evidence, event: dict) -> Finding:
 
 def _targets_out_of_range(ev: Evidence, divergence: dict) -> Finding:
     fn = divergence.get("function")
-    site = divergence.get("site") or {}
     evidence = [f"{fn} returned {divergence.get('loss'):.4g} at step "
                 f"{divergence['step']}; with targets in [0, 1] (or valid class "
                 "probabilities) it cannot go below zero"]
@@ -75,7 +74,7 @@ def _targets_out_of_range(ev: Evidence, divergence: dict) -> Finding:
     return Finding(code=CODES[Cause.BAD_TARGET], cause=Cause.BAD_TARGET,
                    title=f"targets outside the range {fn} expects",
                    severity=Severity.ERROR, confidence=0.7,
-                   location=Location(file=site.get("file"), line=site.get("line")),
+                   location=Location.of_site(divergence.get("site")),
                    step=divergence["step"], evidence=tuple(evidence),
                    fixes=tuple(fixes))
 

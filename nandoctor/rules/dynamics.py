@@ -262,15 +262,12 @@ def _scheduled_rise(ev: Evidence) -> Optional[tuple[float, int, float, int]]:
 
 def _scheduler_location(ev: Evidence) -> Location:
     made = ev.watch.of_kind("scheduler")
-    site = (made[0].get("site") if made else None) or {}
-    return Location(file=site.get("file"), line=site.get("line")) \
-        if site.get("line") else _lr_location(ev)
+    at = Location.of_site(made[0].get("site") if made else None)
+    return at if at.line else _lr_location(ev)
 
 
 def _lr_location(ev: Evidence) -> Location:
-    event = ev.first_event or {}
-    site = event.get("site") or {}
-    return Location(file=site.get("file"), line=site.get("line"))
+    return Location.of_site((ev.first_event or {}).get("site"))
 
 
 def _figures(dyn: signals.Dynamics) -> dict:

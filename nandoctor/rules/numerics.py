@@ -327,7 +327,7 @@ def _optimizer(ev: Evidence, p: dict, out: dict) -> Finding:
     divisor = ins[slot] if slot is not None and len(ins) > slot else {}
     if dtype not in LOW_PRECISION and (count(divisor, "zeros")
                                        or count(divisor, "tiny")):
-        return _zero_denominator(ev, p, first, ins[slot - 1], divisor, evidence)
+        return _zero_denominator(ev, p, first, slot, ins, evidence)
     if dtype in LOW_PRECISION:
         evidence.append(f"in {dtype}, eps=1e-8 rounds to 0, so sqrt(v) + eps can "
                         "be 0 and the update divides by it")
@@ -343,17 +343,18 @@ def _optimizer(ev: Evidence, p: dict, out: dict) -> Finding:
                     role="surfaced")
 
 
-def _zero_denominator(ev: Evidence, p: dict, first: dict, numerator: dict,
-                      divisor: dict, evidence: list[str]) -> Finding:
+def _zero_denominator(ev: Evidence, p: dict, first: dict, slot: int,
+                      ins: list[dict], evidence: list[str]) -> Finding:
     """The update divided by zero: Adam-like m / (sqrt(v) + eps) with
     sqrt(v) = 0 where a weight's gradient has always been 0, and an eps too
     small to keep the sum positive."""
+    numerator, divisor = ins[slot - 1], ins[slot]
     opt = first.get("optimizer") or {}
     eps = opt.get("eps")
-    site = opt.get("site") or {}
+    made_at = Location.of_site(opt.get("site"))
     zeros = count(divisor, "zeros") + count(divisor, "tiny")
     evidence = evidence + [
-        f"its denominator (operand {_UPDATE_DIVISOR[op_name(p)]}) holds "
+        f"its denominator (operand {slot}) holds "
         f"{plural(zeros, 'value')} at or within 1e-30 of zero, out of "
         f"{divisor.get('numel')}"]
     if count(numerator, "zeros"):
@@ -364,18 +365,17 @@ def _zero_denominator(ev: Evidence, p: dict, first: dict, numerator: dict,
     settled = eps is not None and eps < 1e-30
     if eps is not None:
         made = f"{opt.get('type') or 'the optimizer'} was made with eps={eps:g}"
-        if site.get("line"):
-            made += f" at line {site['line']}"
+        if made_at.line:
+            made += f" at line {made_at.line}"
         evidence.append(made + (": nothing keeps the denominator above 0"
                                 if settled else ", too small to keep the "
                                 "denominator above 0 here"))
     fixes = [Fix(text="Give the optimizer a positive eps, e.g. the default",
                  code=f"torch.optim.{opt.get('type') or 'Adam'}(params, eps=1e-8)")]
-    at = Location(file=site.get("file"), line=site.get("line")) \
-        if site.get("line") else None
     return _finding(ev, p, Cause.OPTIMIZER_EPSILON,
                     "optimizer update divided by zero", 0.85 if settled else 0.6,
-                    evidence, fixes, code=ZERO_DENOMINATOR_CODE, at=at)
+                    evidence, fixes, code=ZERO_DENOMINATOR_CODE,
+                    at=made_at if made_at.line else None)
 
 
 def _overflow(ev: Evidence, p: dict, out: dict) -> Optional[Finding]:

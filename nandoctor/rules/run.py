@@ -71,8 +71,7 @@ def _crash(ev: Evidence):
     if reason != "crashed" and not (reason == "exit" and end.get("exit_code")):
         return None
     error = end.get("error") or f"exit code {end.get('exit_code')}"
-    site = end.get("site") or {}
-    location = Location(file=site.get("file"), line=site.get("line"))
+    location = Location.of_site(end.get("site"))
     if _PROBABILITY_ERRORS.search(error):
         return Finding(
             code="ND203", cause=Cause.MISSING_ACTIVATION,
